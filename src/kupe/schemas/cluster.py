@@ -1,0 +1,169 @@
+"""Cluster wire models (API §4): what clients send and what the server answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from kupe.core.names import name_problem
+from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
+from kupe.schemas.common import ResponseModel, WireModel
+
+ClusterType = Literal["shared", "dedicated"]
+ClusterPhase = Literal[
+    "Pending", "Provisioning", "Running", "Upgrading", "Degraded", "Failed", "Terminating"
+]
+ALERTS_MAX_BYTES = 64 * 1024
+ALERTS_MAX_DEPTH = 32
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    return PydanticCustomError("kupe_invalid", message)
+
+
+def _quantity(parse: Callable[[str], int], value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse(value)
+    except QuantityError as exc:
+        raise _invalid(str(exc)) from None
+    return value
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def check_alerts(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Alerts are a free-form object of at most 64 KiB and bounded nesting."""
+    if value is None:
+        return None
+    if _depth(value) > ALERTS_MAX_DEPTH:
+        raise _invalid(f"alerts must not nest deeper than {ALERTS_MAX_DEPTH} levels")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > ALERTS_MAX_BYTES:
+        raise _invalid("alerts must be at most 64 KiB")
+    return value
+
+
+class ResourcesInput(WireModel):
+    """Requested resources; a field left out takes the plan's default (create) or stays (PATCH)."""
+
+    cpu: str | None = Field(None, examples=["4"], description="Cores: 4, 1.5 or 500m.")
+    memory: str | None = Field(None, examples=["16Gi"], description="With a unit, e.g. 16Gi.")
+    storage: str | None = Field(None, examples=["100Gi"], description="With a unit, e.g. 100Gi.")
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str | None) -> str | None:
+        return _quantity(parse_cpu, value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        return _quantity(parse_memory, value)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str | None) -> str | None:
+        return _quantity(parse_storage, value)
+
+
+class ClusterCreate(WireModel):
+    """Body of POST /clusters."""
+
+    name: str = Field(description="DNS label, 2-63 characters; immutable.")
+    display_name: str = Field(min_length=1, max_length=200, description="Immutable.")
+    type: ClusterType = Field(description="Immutable.")
+    version: str | None = Field(None, description="Kubernetes minor; default the newest.")
+    resources: ResourcesInput | None = None
+    alerts: dict[str, Any] | None = Field(None, description="Free-form, at most 64 KiB.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        problem = name_problem(value)
+        if problem:
+            raise _invalid(problem)
+        return value
+
+    @field_validator("alerts")
+    @classmethod
+    def _alerts(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_alerts(value)
+
+
+class ClusterUpdate(WireModel):
+    """Body of PATCH /clusters/{name}: a JSON merge patch of the mutable fields."""
+
+    name: str | None = None
+    display_name: str | None = None
+    type: str | None = None
+    version: str | None = None
+    resources: ResourcesInput | None = None
+    alerts: dict[str, Any] | None = Field(None, description="null clears the alerts.")
+
+    @field_validator("alerts")
+    @classmethod
+    def _alerts(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_alerts(value)
+
+
+class Resources(ResponseModel):
+    """Allocated resources, echoed as the client wrote them."""
+
+    cpu: str
+    memory: str
+    storage: str
+
+
+class Condition(ResponseModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str
+    last_transition_time: datetime
+
+
+class ClusterStatus(ResponseModel):
+    """What the platform observed; only the reconciler changes it."""
+
+    phase: ClusterPhase
+    kubernetes_version: str | None = None
+    endpoint: str | None = None
+    observed_generation: int
+    conditions: list[Condition]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class Cluster(ResponseModel):
+    """A managed Kubernetes cluster."""
+
+    name: str
+    display_name: str
+    type: ClusterType
+    version: str
+    resources: Resources
+    alerts: dict[str, Any] | None = None
+    resource_version: str
+    generation: int
+    created_at: datetime
+    status: ClusterStatus
+
+
+class ConnectionDetails(ResponseModel):
+    """How to reach a cluster's API server; contains no credential."""
+
+    endpoint: str
+    certificate_authority: str = Field(description="Base64 of the PEM CA certificate.")

@@ -1,0 +1,37 @@
+"""Request-level dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kupe.server.runtime import Runtime
+
+# Documents Bearer auth in OpenAPI; the token itself is checked by AuthService.
+bearer = HTTPBearer(auto_error=False, description="A Kupe API key (kupe_...)")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_authorization(
+    request: Request,
+    _doc: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str | None:
+    return request.headers.get("authorization")
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AuthorizationDep = Annotated[str | None, Depends(get_authorization)]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='Optimistic lock: the ETag, e.g. "294810", or *.'),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(alias="If-None-Match", description="Answer 304 when this ETag is current."),
+]

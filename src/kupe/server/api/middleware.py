@@ -1,0 +1,137 @@
+"""Pure ASGI middleware: request ids, access logs and metrics, body size and content type."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kupe.core.errors import KupeError, PayloadTooLarge, UnsupportedMediaType
+from kupe.server.metrics import Metrics
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+log = structlog.get_logger("kupe.access")
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from inside the body stream; FastAPI passes HTTP exceptions through as they are."""
+
+    def __init__(self) -> None:
+        super().__init__(413, PayloadTooLarge.default_message)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def _send_error(send: Send, error: KupeError, request_id: str) -> None:
+    import orjson
+
+    body = orjson.dumps(error.body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestMiddleware:
+    """Gives each request an id, enforces body limits, and logs and counts it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        method: str = scope["method"]
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            error = self._check_body_headers(method, headers)
+            if error is not None:
+                status = error.status
+                await _send_error(send, error, request_id)
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > MAX_BODY_BYTES:
+                        raise _BodyTooLarge()
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except _BodyTooLarge:
+                status = 413
+                await _send_error(send, PayloadTooLarge(), request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            log.info(
+                "request",
+                method=method,
+                path=scope.get("path"),
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    @staticmethod
+    def _check_body_headers(method: str, headers: dict[str, str]) -> KupeError | None:
+        if method not in _BODY_METHODS:
+            return None
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > MAX_BODY_BYTES:
+                    return PayloadTooLarge()
+            except ValueError:
+                return None
+        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        if has_body and not _is_json(headers.get("content-type", "")):
+            return UnsupportedMediaType()
+        return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

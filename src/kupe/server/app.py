@@ -1,0 +1,83 @@
+"""The FastAPI application: `create_app(settings)` builds one, with its runtime in app.state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from kupe import __version__
+from kupe.core.clock import Clock
+from kupe.server.api import clusters, plans, system
+from kupe.server.api.errors import install_error_handlers
+from kupe.server.api.middleware import RequestMiddleware
+from kupe.server.providers.base import Provider
+from kupe.server.runtime import Runtime, announce_bootstrap
+from kupe.server.settings import Settings
+
+DESCRIPTION = """The Kupe API: managed Kubernetes clusters for tenants.
+
+Every error response carries the Kupe error body `{"error", "code", "field"?}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    provider: Provider | None = None,
+    run_reconciler: bool | None = None,
+    bootstrap: bool = False,
+) -> FastAPI:
+    """Build the API for `settings`; the lifespan migrates, bootstraps and runs the reconciler."""
+    runtime = Runtime(settings, clock=clock, provider=provider, run_reconciler=run_reconciler)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        result = await runtime.start(bootstrap=bootstrap)
+        if result is not None:
+            announce_bootstrap(result)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Kupe API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(plans.router)
+    app.include_router(clusters.router)
+    app.add_middleware(RequestMiddleware, metrics=runtime.metrics)
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_without_422(app: FastAPI) -> Any:
+    """Kupe answers validation errors with 400 and its own body; drop FastAPI's 422 entries."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = original()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    return openapi

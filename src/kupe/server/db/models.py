@@ -1,0 +1,156 @@
+"""ORM models: the stored state of tenants, members, API keys, clusters and idempotent requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from kupe.server.db.types import JSONType, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ResourceVersionCounter(Base):
+    """The installation-wide resourceVersion counter on SQLite (PostgreSQL uses a sequence)."""
+
+    __tablename__ = "resource_version_counter"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), nullable=False, unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    contact_email: Mapped[str] = mapped_column(String(320), nullable=False)
+    plan: Mapped[str] = mapped_column(String(63), nullable=False)
+    enforce_metrics_limit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    enforce_log_limit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    phase: Mapped[str] = mapped_column(String(20), nullable=False, default="Active")
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    # SHA-256 of the whole raw key; the raw key is never stored.
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(340), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Cluster(Base):
+    """A tenant's cluster: desired spec, observed status and the reconciler's bookkeeping."""
+
+    __tablename__ = "clusters"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    type: Mapped[str] = mapped_column(String(20), nullable=False)
+    version: Mapped[str] = mapped_column(String(20), nullable=False)
+    # Quantities as the client wrote them, and exact normalised values for quota arithmetic.
+    cpu: Mapped[str] = mapped_column(String(40), nullable=False)
+    memory: Mapped[str] = mapped_column(String(40), nullable=False)
+    storage: Mapped[str] = mapped_column(String(40), nullable=False)
+    cpu_millis: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    alerts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when teardown completed; the row stays for metering history but is gone from the API.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    phase: Mapped[str] = mapped_column(String(20), nullable=False)
+    observed_generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    kubernetes_version: Mapped[str | None] = mapped_column(String(40))
+    endpoint: Mapped[str | None] = mapped_column(String(300))
+    ca_certificate: Mapped[str | None] = mapped_column(Text)
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+    next_reconcile_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failure_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    __table_args__ = (
+        Index(
+            "uq_clusters_live_name",
+            "tenant_id",
+            "name",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+        Index(
+            "ix_clusters_due",
+            "next_reconcile_at",
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST carrying an Idempotency-Key, replayed for repeats."""
+
+    __tablename__ = "idempotency_records"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    status_code: Mapped[int] = mapped_column(Integer, nullable=False)
+    response_body: Mapped[str] = mapped_column(Text, nullable=False)
+    etag: Mapped[str | None] = mapped_column(String(40))
+    location: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -1,0 +1,163 @@
+"""Queries of the reconciler: claim due clusters with a lease, heartbeat, and write outcomes
+only while the lease is still held."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kupe.server.db.models import Cluster, Tenant
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A claimed cluster as the reconciler saw it when it took the lease."""
+
+    id: str
+    tenant: str
+    name: str
+    type: str
+    version: str
+    cpu_millis: int
+    memory_bytes: int
+    storage_bytes: int
+    generation: int
+    observed_generation: int
+    phase: str
+    deleting: bool
+    kubernetes_version: str | None
+    endpoint: str | None
+    ca_certificate: str | None
+    conditions: list[dict[str, Any]]
+    failure_count: int
+
+
+class FinishResult(StrEnum):
+    APPLIED = "applied"
+    REQUEUED = "requeued"  # the spec changed meanwhile: look again at once
+    LOST_LEASE = "lost_lease"
+
+
+def _live_and_due(now: datetime) -> Any:
+    return (
+        Cluster.removed_at.is_(None),
+        Cluster.next_reconcile_at <= now,
+        or_(Cluster.lease_expires_at.is_(None), Cluster.lease_expires_at < now),
+    )
+
+
+class ReconcileRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self, *, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[WorkItem]:
+        """Lease up to `limit` due clusters. Other replicas skip rows locked here (PostgreSQL
+        SKIP LOCKED); on SQLite the write transaction itself is exclusive."""
+        due = (
+            select(Cluster.id)
+            .where(*_live_and_due(now))
+            .order_by(Cluster.next_reconcile_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.scalars(due)).all())
+        if not ids:
+            return []
+        await self.session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(ids))
+            .values(lease_owner=owner, lease_expires_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        rows = await self.session.execute(
+            select(Cluster, Tenant.name)
+            .join(Tenant, Tenant.id == Cluster.tenant_id)
+            .where(Cluster.id.in_(ids))
+        )
+        return [
+            WorkItem(
+                id=c.id,
+                tenant=tenant,
+                name=c.name,
+                type=c.type,
+                version=c.version,
+                cpu_millis=c.cpu_millis,
+                memory_bytes=c.memory_bytes,
+                storage_bytes=c.storage_bytes,
+                generation=c.generation,
+                observed_generation=c.observed_generation,
+                phase=c.phase,
+                deleting=c.deletion_requested_at is not None,
+                kubernetes_version=c.kubernetes_version,
+                endpoint=c.endpoint,
+                ca_certificate=c.ca_certificate,
+                conditions=list(c.conditions),
+                failure_count=c.failure_count,
+            )
+            for c, tenant in rows.all()
+        ]
+
+    async def heartbeat(self, ids: Sequence[str], *, owner: str, lease_until: datetime) -> int:
+        """Extend the leases this worker still holds; returns how many it holds."""
+        if not ids:
+            return 0
+        result = await self.session.execute(
+            update(Cluster)
+            .where(Cluster.id.in_(list(ids)), Cluster.lease_owner == owner)
+            .values(lease_expires_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def finish(
+        self,
+        item: WorkItem,
+        *,
+        owner: str,
+        values: dict[str, Any],
+        next_at: datetime,
+        now: datetime,
+    ) -> FinishResult:
+        """Record an outcome and release the lease, only if the lease is still ours and the
+        spec is the one we acted on; otherwise release for an immediate look (or do nothing
+        when the lease was lost)."""
+        released = {"lease_owner": None, "lease_expires_at": None}
+        deleting_now = (
+            Cluster.deletion_requested_at.is_not(None)
+            if item.deleting
+            else Cluster.deletion_requested_at.is_(None)
+        )
+        result = await self.session.execute(
+            update(Cluster)
+            .where(
+                Cluster.id == item.id,
+                Cluster.lease_owner == owner,
+                Cluster.generation == item.generation,
+                deleting_now,
+            )
+            .values(**values, **released, next_reconcile_at=next_at)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return FinishResult.APPLIED
+        result = await self.session.execute(
+            update(Cluster)
+            .where(Cluster.id == item.id, Cluster.lease_owner == owner)
+            .values(**released, next_reconcile_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return FinishResult.REQUEUED
+        return FinishResult.LOST_LEASE
+
+    async def due_count(self, now: datetime) -> int:
+        stmt = select(func.count()).select_from(Cluster).where(*_live_and_due(now))
+        return int(await self.session.scalar(stmt) or 0)

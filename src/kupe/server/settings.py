@@ -1,0 +1,126 @@
+"""Server settings, read from KUPE_* environment variables; every default works with zero setup."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything `kupe serve` and `kupe reconciler` can be told; names are an operator contract."""
+
+    model_config = SettingsConfigDict(env_prefix="KUPE_", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Listen address of the API.")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port of the API.")
+    data_dir: Path = Field(
+        Path(".kupe"), description="Embedded database, bootstrap key and local state."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file kupe.db in the data dir."
+    )
+    provider: Literal["simulated"] = Field(
+        "simulated", description="Which provider provisions clusters."
+    )
+    cluster_domain: str = Field(
+        "kupe.localhost", description="Cluster endpoints are https://<cluster>.<tenant>.<domain>."
+    )
+    sim_provision_seconds: float = Field(
+        8.0, ge=0, description="Simulated provider: time from Provisioning to Running."
+    )
+    sim_upgrade_seconds: float = Field(
+        5.0, ge=0, description="Simulated provider: time spent Upgrading."
+    )
+    sim_delete_seconds: float = Field(
+        3.0, ge=0, description="Simulated provider: time spent Terminating."
+    )
+    sim_failure_rate: float = Field(
+        0.0, ge=0, le=1, description="Simulated provider: fraction of calls failing transiently."
+    )
+    sim_fail_pattern: str = Field(
+        "", description="Simulated provider: clusters whose name matches this regex fail."
+    )
+    sim_state_file: Path | None = Field(
+        None,
+        description="Simulated provider: its durable 'cloud' state; default in the data dir. "
+        "Replicas that share it share one simulated cloud.",
+    )
+    reconciler: Literal["on", "off"] = Field(
+        "on", description="`off` runs the API only (another process runs `kupe reconciler`)."
+    )
+    reconcile_workers: int = Field(
+        32, ge=1, le=1024, description="Clusters reconciled concurrently per process."
+    )
+    reconcile_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the reconciler looks for due work without a wake-up."
+    )
+    resync_seconds: float = Field(
+        300.0, gt=0, description="How often a settled cluster is observed again (drift check)."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a claim on a cluster lasts without a heartbeat."
+    )
+    retry_base_seconds: float = Field(
+        1.0, gt=0, description="First retry delay after a transient provider error."
+    )
+    retry_max_seconds: float = Field(
+        60.0, gt=0, description="Longest retry delay after transient provider errors."
+    )
+    max_transient_failures: int = Field(
+        10, ge=1, description="Consecutive transient failures after which provisioning Fails."
+    )
+    log_format: Literal["console", "json"] | None = Field(
+        None, description="`console` on a TTY, else `json`."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Minimum level of log lines."
+    )
+    rate_limit_rps: float = Field(
+        200.0, gt=0, description="Sustained requests per second per client IP and credential."
+    )
+    rate_limit_burst: int = Field(
+        400, ge=1, description="Requests a client may burst above the sustained rate."
+    )
+    plans_file: Path | None = Field(
+        None, description="YAML/JSON file overriding the built-in plan catalogue."
+    )
+    bootstrap_plan: str = Field(
+        "enterprise", description="Plan of the `default` tenant bootstrapped on an empty database."
+    )
+    oidc_issuer: str | None = Field(None, description="Accept members' OIDC tokens from here.")
+    oidc_audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
+    oidc_jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+
+    @field_validator("sim_fail_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: explicit, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'kupe.db').resolve()}"
+
+    @property
+    def effective_sim_state_file(self) -> Path:
+        """Where the simulated provider keeps its cloud."""
+        return self.sim_state_file or self.data_dir / "simulated-cloud.db"
+
+    @property
+    def effective_log_format(self) -> Literal["console", "json"]:
+        """The log renderer: as configured, else by whether stderr is a terminal."""
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if sys.stderr.isatty() else "json"
