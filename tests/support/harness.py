@@ -101,6 +101,9 @@ def test_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     return Settings(**values)
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @asynccontextmanager
 async def running_kupe(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Kupe]:
     """Start the app's lifespan (migrations, no background loop) and an in-process client."""

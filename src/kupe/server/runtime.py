@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ BOOTSTRAP_EMAIL = "admin@kupe.internal"
 
 def build_provider(settings: Settings, clock: Clock, metrics: Metrics) -> Provider:
     """The provider named by KUPE_PROVIDER."""
+    seed = settings.sim_seed
     return SimulatedProvider(
         settings.effective_sim_state_file,
         clock=clock,
@@ -45,6 +47,7 @@ def build_provider(settings: Settings, clock: Clock, metrics: Metrics) -> Provid
             failure_rate=settings.sim_failure_rate,
             fail_pattern=settings.sim_fail_pattern,
         ),
+        rng=random.Random(seed) if seed is not None else None,  # noqa: S311 - fault injection
     )
 
 

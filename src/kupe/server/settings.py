@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     sim_fail_pattern: str = Field(
         "", description="Simulated provider: clusters whose name matches this regex fail."
     )
+    sim_seed: int | None = Field(
+        None, description="Simulated provider: seed for fault injection, for reproducible runs."
+    )
     sim_state_file: Path | None = Field(
         None,
         description="Simulated provider: its durable 'cloud' state; default in the data dir. "
