@@ -128,11 +128,15 @@ async def test_every_change_gets_a_larger_resource_version(kupe: Kupe) -> None:
     await kupe.step()
     await kupe.run_for(8)
     url = acme.url("/clusters/web")
-    versions.append(int((await kupe.client.get(url, headers=acme.headers)).json()["resourceVersion"]))
+    versions.append(
+        int((await kupe.client.get(url, headers=acme.headers)).json()["resourceVersion"])
+    )
     patched = await kupe.client.patch(url, json={"resources": {"cpu": "3"}}, headers=acme.headers)
     versions.append(int(patched.json()["resourceVersion"]))
     await kupe.step()
-    versions.append(int((await kupe.client.get(url, headers=acme.headers)).json()["resourceVersion"]))
+    versions.append(
+        int((await kupe.client.get(url, headers=acme.headers)).json()["resourceVersion"])
+    )
     assert versions == sorted(versions)
     assert len(set(versions)) == len(versions)
 
@@ -249,7 +253,9 @@ async def test_duplicate_name_is_409_also_while_terminating(kupe: Kupe) -> None:
     again = await kupe.create_cluster(acme, "web")
     assert again.status_code == 409
     assert again.json()["error"] == "Cluster name already exists"
-    assert (await kupe.client.delete(acme.url("/clusters/web"), headers=acme.headers)).status_code == 204
+    assert (
+        await kupe.client.delete(acme.url("/clusters/web"), headers=acme.headers)
+    ).status_code == 204
     still = await kupe.create_cluster(acme, "web")
     assert still.status_code == 409
     await kupe.run_for(5)
@@ -334,7 +340,9 @@ async def test_idempotency_keys_expire_after_24_hours(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     headers = {**acme.headers, "Idempotency-Key": "k"}
     body = {"name": "web", "displayName": "Web", "type": "shared"}
-    assert (await kupe.client.post(acme.url("/clusters"), json=body, headers=headers)).status_code == 201
+    assert (
+        await kupe.client.post(acme.url("/clusters"), json=body, headers=headers)
+    ).status_code == 201
     kupe.clock.advance(24 * 3600 + 1)
     again = await kupe.client.post(acme.url("/clusters"), json=body, headers=headers)
     assert again.status_code == 409  # no replay: evaluated afresh, and the name is taken

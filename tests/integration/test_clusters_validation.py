@@ -144,7 +144,9 @@ async def test_body_over_1_mib_is_413(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     big = b'{"name": "web", "displayName": "' + b"x" * (1024 * 1024) + b'", "type": "shared"}'
     response = await kupe.client.post(
-        acme.url("/clusters"), content=big, headers={**acme.headers, "Content-Type": "application/json"}
+        acme.url("/clusters"),
+        content=big,
+        headers={**acme.headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 413
     assert response.json()["code"] == "PAYLOAD_TOO_LARGE"

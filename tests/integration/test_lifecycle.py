@@ -198,9 +198,7 @@ async def test_transient_failures_recover(tmp_path: Path, database_url: str) -> 
 async def test_persistent_transient_failures_give_up_as_failed(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = test_settings(
-        tmp_path, database_url, sim_failure_rate=1.0, max_transient_failures=3
-    )
+    settings = test_settings(tmp_path, database_url, sim_failure_rate=1.0, max_transient_failures=3)
     async with running_kupe(settings) as kupe:
         acme = await kupe.tenant()
         await kupe.create_cluster(acme, "web")

@@ -37,7 +37,9 @@ async def test_metrics_count_requests_transitions_and_provider_operations(kupe: 
     acme = await kupe.tenant()
     await kupe.create_cluster(acme, "web")
     await kupe.run_for(9)
-    await kupe.client.patch(acme.url("/clusters/web"), json={"resources": {"cpu": "3"}}, headers=acme.headers)
+    await kupe.client.patch(
+        acme.url("/clusters/web"), json={"resources": {"cpu": "3"}}, headers=acme.headers
+    )
     await kupe.step()
     await kupe.client.delete(acme.url("/clusters/web"), headers=acme.headers)
     await kupe.run_for(4)
@@ -66,3 +68,19 @@ async def test_openapi_documents_every_route_and_the_error_body(kupe: Kupe) -> N
     error = spec["components"]["schemas"]["ErrorBody"]
     assert set(error["properties"]) == {"error", "code", "field"}
     assert (await kupe.client.get("/docs")).status_code == 200
+
+
+async def test_an_unexpected_error_is_a_clean_500_with_request_id(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals: SELECT * FROM api_keys")
+
+    kupe.runtime.clusters.list = broken  # type: ignore[method-assign]
+    response = await kupe.client.get(
+        acme.url("/clusters"), headers={**acme.headers, "X-Request-Id": "r-1"}
+    )
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal server error", "code": "INTERNAL"}
+    assert response.headers["x-request-id"] == "r-1"
+    assert "SELECT" not in response.text

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         400, ge=1, description="Requests a client may burst above the sustained rate."
     )
+    auth_failure_allowance: int = Field(
+        50,
+        ge=1,
+        description="Authentication failures one client IP may have before it must back off.",
+    )
+    auth_failure_window_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="Quiet time after which an IP's authentication failures are forgotten.",
+    )
+    auth_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="Longest an IP must wait after repeated authentication failures."
+    )
     plans_file: Path | None = Field(
         None, description="YAML/JSON file overriding the built-in plan catalogue."
     )
@@ -97,6 +110,14 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = Field(None, description="Accept members' OIDC tokens from here.")
     oidc_audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
     oidc_jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        # Without a required audience, tokens the issuer minted for any other application
+        # would be accepted here.
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("KUPE_OIDC_AUDIENCE must be set when KUPE_OIDC_ISSUER is")
+        return self
 
     @field_validator("sim_fail_pattern")
     @classmethod

@@ -150,4 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KupeError, on_kupe_error)
     app.add_exception_handler(RequestValidationError, on_kupe_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    # Dependency failures are answered where they happen; anything else unexpected is caught by
+    # RequestMiddleware, which answers 500 with the request id and logs the traceback.
+    for dependency_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError):
+        app.add_exception_handler(dependency_error, on_unexpected)

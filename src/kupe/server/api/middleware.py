@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kupe.core.errors import KupeError, PayloadTooLarge, UnsupportedMediaType
+from kupe.server.api.errors import translate
 from kupe.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -64,11 +65,13 @@ class RequestMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         method: str = scope["method"]
         status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -98,6 +101,12 @@ class RequestMiddleware:
             except _BodyTooLarge:
                 status = 413
                 await _send_error(send, PayloadTooLarge(), request_id)
+            except Exception as exc:
+                error = translate(exc)
+                log.error("request.unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+                if not response_started:
+                    status = error.status
+                    await _send_error(send, error, request_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
