@@ -23,13 +23,13 @@ def main(target: str) -> None:
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"venv with pip failed ({exc}); installing pip from PyPI instead", file=sys.stderr)
     venv.EnvBuilder(with_pip=False, clear=True).create(path)
-    with urllib.request.urlopen(PYPI, timeout=60) as response:  # noqa: S310 - fixed https URL
+    with urllib.request.urlopen(PYPI, timeout=60) as response:
         release = json.load(response)
     wheel = next(f for f in release["urls"] if f["filename"].endswith(".whl"))
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / wheel["filename"]
         url = urllib.parse.urljoin(PYPI, wheel["url"])  # mirrors may answer relative URLs
-        urllib.request.urlretrieve(url, local)  # noqa: S310 - URL from PyPI's index
+        urllib.request.urlretrieve(url, local)
         python = path / "bin" / "python"
         # A pip wheel can run itself to install itself.
         subprocess.run([python, f"{local}/pip", "install", "--quiet", str(local)], check=True)

@@ -357,7 +357,8 @@ async def test_plan_limits(kupe: Kupe) -> None:
     too_big = await kupe.create_cluster(starter, "big", resources={"cpu": "5"})
     assert too_big.status_code == 403
     assert too_big.json()["code"] == "PLAN_LIMIT_EXCEEDED"
-    assert "cpu" in too_big.json()["error"] and "by 1" in too_big.json()["error"]
+    assert "cpu" in too_big.json()["error"]
+    assert "by 1" in too_big.json()["error"]
     assert (await kupe.create_cluster(starter, "one")).status_code == 201
     assert (await kupe.create_cluster(starter, "two")).status_code == 201
     third = await kupe.create_cluster(starter, "three")

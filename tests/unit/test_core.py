@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -112,8 +112,9 @@ def test_cluster_pki_is_a_real_ca_and_a_serving_cert_it_signed() -> None:
     serving = x509.load_pem_x509_certificate(pki.serving_certificate_pem.encode())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
-    assert usage.key_cert_sign and usage.crl_sign
-    assert ca.not_valid_after_utc - ca.not_valid_before_utc > (now - now).__class__(days=3000)
+    assert usage.key_cert_sign
+    assert usage.crl_sign
+    assert ca.not_valid_after_utc - ca.not_valid_before_utc > timedelta(days=3000)
     serving.verify_directly_issued_by(ca)
     sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["web.acme.kupe.localhost"]
