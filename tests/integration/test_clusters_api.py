@@ -428,3 +428,16 @@ async def test_credentials_are_checked(kupe: Kupe) -> None:
         assert response.status_code == 401, headers
         assert response.json()["code"] == "UNAUTHORIZED"
         assert acme.key not in response.text
+
+
+async def test_concurrent_creates_with_one_idempotency_key_make_one_cluster(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+    headers = {**acme.headers, "Idempotency-Key": "same"}
+    body = {"name": "web", "displayName": "Web", "type": "shared"}
+    responses = await asyncio.gather(
+        *(kupe.client.post(acme.url("/clusters"), json=body, headers=headers) for _ in range(5))
+    )
+    assert [r.status_code for r in responses] == [201] * 5
+    assert len({r.json()["resourceVersion"] for r in responses}) == 1
+    listed = await kupe.client.get(acme.url("/clusters"), headers=acme.headers)
+    assert len(listed.json()["items"]) == 1

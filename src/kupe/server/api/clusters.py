@@ -8,6 +8,7 @@ import yaml
 from fastapi import APIRouter, Header, Path, Query
 from starlette.responses import Response
 
+from kupe.core.errors import AlreadyExists
 from kupe.core.etag import none_match
 from kupe.schemas.cluster import Cluster, ClusterCreate, ClusterUpdate, ConnectionDetails
 from kupe.schemas.common import ItemList
@@ -74,10 +75,19 @@ async def create_cluster(
     ] = None,
 ) -> Response:
     prefix = f"/api/v1/tenants/{tenant}/clusters"
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        stored = await runtime.clusters.create(
-            session, principal, body, idempotency_key=idempotency_key, location_prefix=prefix
-        )
+    try:
+        async with runtime.writing(authorization, tenant) as (session, principal):
+            stored = await runtime.clusters.create(
+                session, principal, body, idempotency_key=idempotency_key, location_prefix=prefix
+            )
+    except AlreadyExists:
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key won the race: replay its response.
+        async with runtime.writing(authorization, tenant) as (session, principal):
+            stored = await runtime.clusters.create(
+                session, principal, body, idempotency_key=idempotency_key, location_prefix=prefix
+            )
     headers = {"Location": stored.location} if stored.location else {}
     if stored.etag:
         headers["ETag"] = stored.etag

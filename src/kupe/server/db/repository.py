@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.server.db.models import ApiKey, Cluster, IdempotencyRecord, Member, Tenant
@@ -25,15 +25,29 @@ class TenantRepository:
     async def lock(self, tenant_id: str) -> None:
         """Serialise quota decisions of one tenant (a row lock on PostgreSQL; SQLite has one
         writer already)."""
+        # NO KEY UPDATE: serialises quota decisions without blocking foreign-key checks.
         await self.session.execute(
-            select(Tenant.id).where(Tenant.id == tenant_id).with_for_update()
+            select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True)
         )
 
     async def count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(Tenant)) or 0)
 
+    async def list(self) -> list[Tenant]:
+        """Every tenant, by name (operator views only)."""
+        return list((await self.session.scalars(select(Tenant).order_by(Tenant.name))).all())
+
     def add(self, tenant: Tenant) -> None:
         self.session.add(tenant)
+
+    async def delete(self, tenant_id: str) -> None:
+        """Remove the tenant row; members, keys and cluster history go with it (ON DELETE
+        CASCADE)."""
+        await self.session.execute(
+            delete(Tenant)
+            .where(Tenant.id == tenant_id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class MemberRepository:
@@ -44,17 +58,97 @@ class MemberRepository:
     def add(self, member: Member) -> None:
         self.session.add(member)
 
-    async def list(self) -> list[Member]:
-        stmt = select(Member).where(Member.tenant_id == self.tenant_id).order_by(Member.email)
+    def _base(self) -> Select[Member]:
+        return select(Member).where(Member.tenant_id == self.tenant_id)
+
+    async def list(self, *, after: str | None = None, limit: int | None = None) -> list[Member]:
+        stmt = self._base().order_by(Member.email)
+        if after is not None:
+            stmt = stmt.where(Member.email > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, email: str) -> Member | None:
+        """The member with this (already lower-cased) email."""
+        stmt = self._base().where(Member.email == email)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def count_admins(self) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(Member)
+            .where(Member.tenant_id == self.tenant_id, Member.role == "admin")
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def set_role(self, email: str, role: str) -> None:
+        await self.session.execute(
+            update(Member)
+            .where(Member.tenant_id == self.tenant_id, Member.email == email)
+            .values(role=role)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def delete(self, email: str) -> None:
+        await self.session.execute(
+            delete(Member)
+            .where(Member.tenant_id == self.tenant_id, Member.email == email)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class ApiKeyRepository:
+    """API keys: looked up by id across tenants for authentication, otherwise per tenant."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def by_id(self, key_id: str) -> ApiKey | None:
-        return await self.session.get(ApiKey, key_id)
+        # populate_existing: authentication must see a revocation committed a moment ago.
+        stmt = select(ApiKey).where(ApiKey.id == key_id).execution_options(populate_existing=True)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    def _active(self, tenant_id: str) -> Select[ApiKey]:
+        return select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
+
+    async def active(
+        self, tenant_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ApiKey]:
+        """The tenant's keys that have not been revoked (expired ones included), by id."""
+        stmt = self._active(tenant_id).order_by(ApiKey.id)
+        if after is not None:
+            stmt = stmt.where(ApiKey.id > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get_active(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        stmt = self._active(tenant_id).where(ApiKey.id == key_id)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def revoke(self, tenant_id: str, key_id: str, now: datetime) -> bool:
+        """Revoke an active key of the tenant; False when there is none."""
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def touch(self, key_id: str, now: datetime, *, unless_after: datetime) -> None:
+        """Record a use, unless one was recorded after `unless_after` (replicas race here)."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                ApiKey.revoked_at.is_(None),
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= unless_after),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     def add(self, key: ApiKey) -> None:
         self.session.add(key)
@@ -94,6 +188,11 @@ class ClusterRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return list((await self.session.scalars(stmt)).all())
+
+    async def has_dedicated(self) -> bool:
+        """Whether any live cluster of the tenant is dedicated."""
+        stmt = self._base().where(Cluster.type == "dedicated").limit(1)
+        return (await self.session.scalars(stmt)).first() is not None
 
     async def usage(self, *, excluding: str | None = None) -> Usage:
         stmt = select(
