@@ -11,14 +11,18 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from kupe.core.errors import KupeError
 from kupe.server.settings import Settings
+
+if TYPE_CHECKING:
+    from kupe.server.admin import Admin
 
 T = TypeVar("T")
 
@@ -36,10 +40,23 @@ def _settings(**overrides: Any) -> Settings:
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     try:
-        return asyncio.run(work())  # type: ignore[arg-type]
+        with _configuration_errors():
+            return asyncio.run(work())  # type: ignore[arg-type]
     except KupeError as exc:
         typer.echo(f"kupe: {exc.message}", err=True)
         raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def _configuration_errors() -> Iterator[None]:
+    """A bad KUPE_PLANS_FILE (or plan setting) stops start-up with one clear line, exit 2."""
+    from kupe.server.services.plan import PlanCatalogueError
+
+    try:
+        yield
+    except PlanCatalogueError as exc:
+        typer.echo(f"kupe: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def serve(
@@ -54,7 +71,8 @@ def serve(
 
     settings = _settings(host=host, port=port)
     configure_logging(settings)
-    app = create_app(settings, bootstrap=True)
+    with _configuration_errors():
+        app = create_app(settings, bootstrap=True)
     uvicorn.run(
         app,
         host=settings.host,
@@ -65,13 +83,32 @@ def serve(
     )
 
 
-def reconciler() -> None:
-    """Run the reconciler alone (no HTTP API)."""
+def reconciler(
+    port: Annotated[
+        int | None,
+        typer.Option(help="Serve /healthz, /readyz and /metrics here (KUPE_RECONCILER_PORT)."),
+    ] = None,
+) -> None:
+    """Run the reconciler alone (no API; probes and metrics only with --port)."""
     from kupe.server.logging import configure_logging
     from kupe.server.runtime import Runtime
 
-    settings = _settings()
+    settings = _settings(reconciler_port=port)
     configure_logging(settings)
+    if settings.reconciler_port is not None:
+        import uvicorn
+
+        from kupe.server.app import create_reconciler_app
+
+        uvicorn.run(
+            create_reconciler_app(settings),
+            host=settings.host,
+            port=settings.reconciler_port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        return
 
     async def main() -> None:
         runtime = Runtime(settings, run_reconciler=True)
@@ -97,7 +134,7 @@ def db_upgrade() -> None:
     settings = _settings()
 
     async def main() -> str | None:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, timeout=settings.database_timeout_seconds)
         try:
             await db.upgrade()
             return await db.current_revision()
@@ -108,6 +145,23 @@ def db_upgrade() -> None:
     typer.echo(f"database at revision {revision}")
 
 
+TenantArg = Annotated[str, typer.Argument(help="Tenant name.")]
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant name.")]
+
+
+def _admin(action: Callable[[Admin], Awaitable[dict[str, Any]]]) -> None:
+    """Run one operator action against the configured database and print its JSON."""
+    from kupe.server.admin import Admin
+
+    settings = _settings()
+
+    async def main() -> dict[str, Any]:
+        async with Admin.open(settings) as admin:
+            return await action(admin)
+
+    _print_json(_run(main))
+
+
 @admin_app.command("create-tenant")
 def create_tenant(
     name: Annotated[str, typer.Argument(help="Tenant name (DNS label).")],
@@ -116,31 +170,112 @@ def create_tenant(
     plan: Annotated[str, typer.Option(help="Plan name.")] = "starter",
 ) -> None:
     """Create a tenant with its contact as admin member and an admin API key (printed once)."""
-    from kupe.server.admin import Admin
+    _admin(lambda admin: admin.create_tenant(name, display_name, contact_email, plan))
 
-    async def main() -> dict[str, Any]:
-        async with Admin.open(_settings()) as admin:
-            return await admin.create_tenant(name, display_name, contact_email, plan)
 
-    _print_json(_run(main))
+@admin_app.command("list-tenants")
+def list_tenants() -> None:
+    """Every tenant with its plan, phase, members and usage: {"items": [...]}."""
+    _admin(lambda admin: admin.list_tenants())
+
+
+@admin_app.command("get-tenant")
+def get_tenant(name: TenantArg) -> None:
+    """One tenant, as GET /tenants/{tenant} shows it."""
+    _admin(lambda admin: admin.get_tenant(name))
+
+
+@admin_app.command("set-plan")
+def set_plan(
+    name: TenantArg,
+    plan: Annotated[str, typer.Argument(help="Plan name.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a plan whose limits the tenant exceeds.")
+    ] = False,
+) -> None:
+    """Move a tenant to another plan (refused when it exceeds the plan's limits)."""
+    _admin(lambda admin: admin.set_plan(name, plan, force=force))
+
+
+@admin_app.command("suspend")
+def suspend(name: TenantArg) -> None:
+    """Suspend a tenant: reads keep working, writes answer 403; its clusters keep running."""
+    _admin(lambda admin: admin.set_phase(name, "Suspended"))
+
+
+@admin_app.command("resume")
+def resume(name: TenantArg) -> None:
+    """Resume a suspended tenant."""
+    _admin(lambda admin: admin.set_phase(name, "Active"))
+
+
+@admin_app.command("delete-tenant")
+def delete_tenant(
+    name: TenantArg,
+    cascade: Annotated[
+        bool,
+        typer.Option("--cascade", help="Also delete its clusters (through the reconciler)."),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for the clusters to be torn down."),
+    ] = 0.0,
+) -> None:
+    """Delete a tenant. Refused while it has clusters unless --cascade; then it stays
+    Terminating until the reconciler has removed them: wait, or run this again later."""
+    _admin(lambda admin: admin.delete_tenant(name, cascade=cascade, wait_seconds=wait))
 
 
 @admin_app.command("create-api-key")
 def create_api_key(
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant name.")],
+    tenant: TenantOpt,
     role: Annotated[str, typer.Option("--role", help="admin or readonly.")],
     display_name: Annotated[
         str, typer.Option("--display-name", help="What the key is for.")
     ] = "operator-issued key",
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--expires-at",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"],
+            help="Expiry, RFC 3339 (UTC when no offset is given).",
+        ),
+    ] = None,
 ) -> None:
     """Issue an API key for a tenant; prints the apiKey object with the raw key (shown once)."""
-    from kupe.server.admin import Admin
+    expiry = _utc(expires_at) if expires_at is not None else None
+    _admin(lambda admin: admin.create_api_key(tenant, role, display_name, expiry))
 
-    async def main() -> dict[str, Any]:
-        async with Admin.open(_settings()) as admin:
-            return await admin.create_api_key(tenant, role, display_name)
 
-    _print_json(_run(main))
+@admin_app.command("list-api-keys")
+def list_api_keys(tenant: TenantOpt) -> None:
+    """A tenant's API keys (metadata only)."""
+    _admin(lambda admin: admin.list_api_keys(tenant))
+
+
+@admin_app.command("revoke-api-key")
+def revoke_api_key(
+    key_id: Annotated[str, typer.Argument(help="Key id, ak-...")],
+    tenant: TenantOpt,
+) -> None:
+    """Revoke an API key; it stops working at once."""
+    _admin(lambda admin: admin.revoke_api_key(tenant, key_id))
+
+
+@admin_app.command("add-member")
+def add_member(
+    email: Annotated[str, typer.Argument(help="Member email (stored lower-case).")],
+    tenant: TenantOpt,
+    role: Annotated[str, typer.Option("--role", help="admin or readonly.")] = "readonly",
+) -> None:
+    """Add a member to a tenant."""
+    _admin(lambda admin: admin.add_member(tenant, email, role))
+
+
+def _utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _print_json(data: dict[str, Any]) -> None:

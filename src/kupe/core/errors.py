@@ -141,6 +141,11 @@ class PlanDowngradeBlocked(Conflict):
     code = "PLAN_DOWNGRADE_BLOCKED"
 
 
+class TenantTerminating(Conflict):
+    code = "TENANT_TERMINATING"
+    default_message = "Tenant is being deleted; only reads are allowed"
+
+
 class LastAdmin(Conflict):
     code = "LAST_ADMIN"
     default_message = "A tenant must keep at least one admin"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from kupe.schemas.common import ResponseModel, WireModel
 
@@ -17,7 +18,16 @@ class ApiKeyCreate(WireModel):
 
     display_name: str = Field(min_length=1, max_length=200)
     role: Role
-    expires_at: datetime | None = Field(None, description="RFC 3339; must be in the future.")
+    expires_at: AwareDatetime | None = Field(
+        None, description="RFC 3339 with an offset (e.g. Z); must be in the future."
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("kupe_invalid", "displayName must not be blank")
+        return value.strip()
 
 
 class ApiKey(ResponseModel):

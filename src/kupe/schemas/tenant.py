@@ -5,16 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
-from kupe.schemas.common import ResponseModel
+from kupe.schemas.common import ResponseModel, WireModel
 from kupe.schemas.plan import ResourceAmounts
 
 Role = Literal["admin", "readonly"]
 
 
 class MemberView(ResponseModel):
+    """A member of a tenant (API §6)."""
+
     email: str
+    role: Role
+
+
+class MemberCreate(WireModel):
+    """Body of POST /members; the email is compared case-insensitively and stored lower-case."""
+
+    email: str = Field(max_length=320, examples=["alice@example.com"])
+    role: Role
+
+
+class MemberUpdate(WireModel):
+    """Body of PATCH /members/{email}."""
+
     role: Role
 
 
@@ -39,3 +54,18 @@ class Tenant(ResponseModel):
     resource_version: str
     created_at: datetime
     status: TenantStatus
+
+
+class TenantUpdate(WireModel):
+    """Body of PATCH /tenants/{tenant}: at least one mutable field.
+
+    `name`, `displayName` and `contactEmail` may be sent back unchanged (read-modify-write);
+    a different value is rejected as immutable.
+    """
+
+    plan: str | None = None
+    enforce_metrics_limit: StrictBool | None = None
+    enforce_log_limit: StrictBool | None = None
+    name: str | None = None
+    display_name: str | None = None
+    contact_email: str | None = None

@@ -1,34 +1,56 @@
-"""Operator actions behind `kupe admin ...`: run against the database, server running or not."""
+"""Operator actions behind `kupe admin ...`: run against the database, server running or not.
+
+Each action is one unit of work and returns plain JSON-ready data.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
-from kupe.core.clock import SystemClock
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kupe.core.clock import Clock, SystemClock
+from kupe.core.errors import NotFound
 from kupe.server.db.engine import Database
+from kupe.server.db.models import Tenant
+from kupe.server.services.apikey import ApiKeyService
+from kupe.server.services.auth import Principal
+from kupe.server.services.cluster import ClusterService
+from kupe.server.services.member import MemberService
 from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.tenant import IssuedKey, TenantService
-from kupe.server.services.views import api_key_view, tenant_view
+from kupe.server.services.views import api_key_view, member_view
 from kupe.server.settings import Settings
+
+OPERATOR = "operator"
 
 
 class Admin:
-    def __init__(self, db: Database, tenants: TenantService) -> None:
+    def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
         self.db = db
-        self.tenants = tenants
+        self.clock = clock
+        self.tenants = TenantService(db, plans, clock)
+        self.clusters = ClusterService(db, plans, clock)
+        self.members = MemberService(self.tenants, clock)
+        self.api_keys = ApiKeyService(self.tenants, clock)
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator[Admin]:
+    async def open(cls, settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Admin]:
+        plans = PlanCatalogue.load(settings.plans_file)
         db = Database(settings.effective_database_url, pool_size=2)
         try:
             await db.upgrade()
-            plans = PlanCatalogue.load(settings.plans_file)
-            yield cls(db, TenantService(db, plans, SystemClock()))
+            yield cls(db, plans, clock or SystemClock())
         finally:
             await db.dispose()
+
+    # -- tenants -----------------------------------------------------------------------------
 
     async def create_tenant(
         self, name: str, display_name: str, contact_email: str, plan: str
@@ -41,16 +63,117 @@ class Admin:
                 contact_email=contact_email,
                 plan=plan,
             )
-            view = await tenant_view(session, tenant)
+            view = await self.tenants.view(session, tenant)
         return {"tenant": _dump(view), "apiKey": _created(key)}
 
-    async def create_api_key(self, tenant: str, role: str, display_name: str) -> dict[str, Any]:
+    async def list_tenants(self) -> dict[str, Any]:
+        async with self.db.read() as session:
+            rows = await self.tenants.list_tenants(session)
+            items = [_dump(await self.tenants.view(session, row)) for row in rows]
+        return {"items": items}
+
+    async def get_tenant(self, name: str) -> dict[str, Any]:
+        async with self.db.read() as session:
+            return await self._view(session, await self.tenants.tenant(session, name))
+
+    async def set_plan(self, name: str, plan: str, *, force: bool) -> dict[str, Any]:
+        """Move a tenant to another plan; refused (409) when it exceeds the new plan's limits,
+        unless forced."""
+        async with self.db.write() as session:
+            tenant = await self.tenants.tenant(session, name, for_update=True)
+            await self.tenants.change_plan(session, tenant, plan, force=force)
+            return await self._view(session, tenant)
+
+    async def set_phase(self, name: str, phase: str) -> dict[str, Any]:
+        """Suspend (reads keep working, writes answer 403; clusters keep running) or resume."""
+        async with self.db.write() as session:
+            tenant = await self.tenants.tenant(session, name, for_update=True)
+            await self.tenants.set_phase(session, tenant, phase)
+            return await self._view(session, tenant)
+
+    async def delete_tenant(
+        self, name: str, *, cascade: bool, wait_seconds: float = 0.0
+    ) -> dict[str, Any]:
+        """Delete a tenant. With clusters it is refused unless `cascade`: they are deleted like
+        DELETE /clusters/{name}, the tenant is Terminating meanwhile, and the row goes once
+        the reconciler has removed them (now if `wait_seconds` allows, else on a later run)."""
+        async with self.db.write() as session:
+            tenant = await self.tenants.tenant(session, name, for_update=True)
+            remaining = await self.tenants.begin_deletion(
+                session, tenant, self.clusters, cascade=cascade
+            )
+            deleted = await self.tenants.finish_deletion(session, tenant)
+        deadline = time.monotonic() + wait_seconds
+        while not deleted and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            deleted, remaining = await self._try_finish(name)
+        if deleted:
+            return {"name": name, "deleted": True}
+        return {
+            "name": name,
+            "deleted": False,
+            "phase": "Terminating",
+            "clustersRemaining": remaining,
+        }
+
+    async def _try_finish(self, name: str) -> tuple[bool, int]:
+        async with self.db.write() as session:
+            try:
+                tenant = await self.tenants.tenant(session, name, for_update=True)
+            except NotFound:
+                return True, 0
+            if await self.tenants.finish_deletion(session, tenant):
+                return True, 0
+            view = await self.tenants.view(session, tenant)
+            return False, view.status.cluster_count or 0
+
+    # -- API keys and members ----------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        tenant: str,
+        role: str,
+        display_name: str,
+        expires_at: datetime | None = None,
+    ) -> dict[str, Any]:
         async with self.db.write() as session:
             record = await self.tenants.tenant(session, tenant)
             key = await self.tenants.issue_api_key(
-                session, record, role=role, display_name=display_name, created_by="operator"
+                session,
+                record,
+                role=role,
+                display_name=display_name,
+                created_by=OPERATOR,
+                expires_at=expires_at,
             )
         return _created(key)
+
+    async def list_api_keys(self, tenant: str) -> dict[str, Any]:
+        async with self.db.read() as session:
+            principal = self._operator(await self.tenants.tenant(session, tenant))
+            rows, _ = await self.api_keys.list(session, principal)
+        return {"items": [_dump(api_key_view(row)) for row in rows]}
+
+    async def revoke_api_key(self, tenant: str, key_id: str) -> dict[str, Any]:
+        async with self.db.write() as session:
+            principal = self._operator(await self.tenants.tenant(session, tenant))
+            await self.api_keys.revoke(session, principal, key_id)
+        return {"id": key_id, "revoked": True}
+
+    async def add_member(self, tenant: str, email: str, role: str) -> dict[str, Any]:
+        async with self.db.write() as session:
+            record = await self.tenants.tenant(session, tenant, for_update=True)
+            member = await self.members.add_member(session, record, email, role)
+        return _dump(member_view(member))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _view(self, session: AsyncSession, tenant: Tenant) -> dict[str, Any]:
+        return _dump(await self.tenants.view(session, tenant))
+
+    @staticmethod
+    def _operator(tenant: Tenant) -> Principal:
+        return Principal(tenant=tenant, role="admin", actor=OPERATOR, operator=True)
 
 
 def _created(key: IssuedKey) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from kupe import __version__
 from kupe.core.clock import Clock
-from kupe.server.api import clusters, plans, system
+from kupe.server.api import apikeys, clusters, members, plans, system, tenants
 from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
+from kupe.server.api.ratelimit import RateLimitMiddleware
 from kupe.server.providers.base import Provider
 from kupe.server.runtime import Runtime, announce_bootstrap
 from kupe.server.settings import Settings
@@ -58,8 +59,41 @@ def create_app(
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(clusters.router)
+    app.include_router(tenants.router)
+    app.include_router(apikeys.router)
+    app.include_router(members.router)
+    # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
+    app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_reconciler_app(
+    settings: Settings, *, clock: Clock | None = None, provider: Provider | None = None
+) -> FastAPI:
+    """`kupe reconciler` with probes: the reconciler plus only /healthz, /readyz and /metrics."""
+    runtime = Runtime(settings, clock=clock, provider=provider, run_reconciler=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Kupe reconciler",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(system.router)
     return app
 
 

@@ -28,6 +28,11 @@ class Metrics:
             "Clusters due for reconciliation at the last look.",
             registry=self.registry,
         )
+        self.listener_up = Gauge(
+            "kupe_reconciler_wakeup_listener_up",
+            "1 while the reconciler listens for other replicas' wake-ups (PostgreSQL NOTIFY).",
+            registry=self.registry,
+        )
         self.reconciles = Counter(
             "kupe_reconciler_reconciles_total",
             "Reconciliations by outcome (ok, retry, failed, lost_lease).",

@@ -21,9 +21,13 @@ from kupe.server.providers.base import Provider
 from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings
 from kupe.server.reconciler.cluster import ClusterController
 from kupe.server.reconciler.loop import Reconciler
+from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService, Principal
 from kupe.server.services.cluster import ClusterService
-from kupe.server.services.plan import PlanCatalogue
+from kupe.server.services.member import MemberService
+from kupe.server.services.oidc import OidcVerifier
+from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
+from kupe.server.services.ratelimit import RateLimiter
 from kupe.server.services.tenant import TenantService
 from kupe.server.settings import Settings
 
@@ -72,12 +76,38 @@ class Runtime:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        self.db = Database(settings.effective_database_url)
+        self.db = Database(
+            settings.effective_database_url, timeout=settings.database_timeout_seconds
+        )
         self.plans = PlanCatalogue.load(settings.plans_file)
         self.provider = provider or build_provider(settings, self.clock, self.metrics)
-        self.auth = AuthService(self.clock)
+        if settings.bootstrap_plan not in self.plans:
+            raise PlanCatalogueError(
+                f"KUPE_BOOTSTRAP_PLAN {settings.bootstrap_plan!r} is not in the plan catalogue"
+            )
+        oidc = (
+            OidcVerifier(
+                settings.oidc_issuer,
+                settings.oidc_audience or "",
+                settings.oidc_jwks_url,
+                self.clock,
+            )
+            if settings.oidc_issuer
+            else None
+        )
+        self.auth = AuthService(self.clock, oidc=oidc)
         self.clusters = ClusterService(self.db, self.plans, self.clock)
         self.tenants = TenantService(self.db, self.plans, self.clock)
+        self.api_keys = ApiKeyService(self.tenants, self.clock)
+        self.members = MemberService(self.tenants, self.clock)
+        self.rate_limiter = RateLimiter(
+            rps=settings.rate_limit_rps,
+            burst=settings.rate_limit_burst,
+            auth_failure_allowance=settings.auth_failure_allowance,
+            auth_failure_window=settings.auth_failure_window_seconds,
+            auth_backoff_max=settings.auth_backoff_max_seconds,
+            clock=self.clock,
+        )
         self.controller = ClusterController(self.provider, self.clock, settings)
         self.reconciler = Reconciler(self.db, self.controller, self.clock, self.metrics, settings)
         self.run_reconciler = (
@@ -95,6 +125,9 @@ class Runtime:
     async def stop(self) -> None:
         await self.reconciler.stop()
         await self.db.dispose()
+        close = getattr(self.provider, "close", None)
+        if close is not None:
+            close()
 
     def wake(self) -> None:
         """Hint the reconciler after a commit that recorded new desired state."""
@@ -105,19 +138,48 @@ class Runtime:
         self, authorization: str | None, tenant: str
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
         """A read session and the authenticated caller."""
-        async with self.db.read() as session:
-            principal = await self.auth.authenticate(session, authorization, tenant)
-            yield session, principal
+        principal: Principal | None = None
+        try:
+            async with self.db.read() as session:
+                principal = await self.auth.authenticate(session, authorization, tenant)
+                yield session, principal
+        finally:
+            if principal is not None:
+                await self._record_use(principal)
 
     @asynccontextmanager
     async def writing(
         self, authorization: str | None, tenant: str
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-        """A unit of work and the authenticated caller; the reconciler is woken after commit."""
-        async with self.db.write() as session:
-            principal = await self.auth.authenticate(session, authorization, tenant)
-            yield session, principal
+        """A unit of work and the authenticated caller; the reconciler is woken after commit.
+
+        The tenant row is locked for the unit of work, so its plan, phase and members cannot
+        change under a quota or last-admin decision."""
+        principal: Principal | None = None
+        try:
+            async with self.db.write() as session:
+                principal = await self.auth.authenticate(
+                    session, authorization, tenant, for_update=True
+                )
+                yield session, principal
+                # Delivered to every replica's reconciler on commit (PostgreSQL NOTIFY).
+                await self.db.announce_work(session)
+        finally:
+            if principal is not None:
+                await self._record_use(principal)
         self.wake()
+
+    async def _record_use(self, principal: Principal) -> None:
+        """Keep an API key's lastUsedAt, in its own short transaction after the request's, and
+        at most once a minute per key."""
+        key_id = self.auth.claim_touch(principal)
+        if key_id is None:
+            return
+        try:
+            async with self.db.write() as session:
+                await self.auth.record_use(session, key_id)
+        except Exception as exc:  # bookkeeping must never fail the request
+            log.warning("apikey.last_used_failed", key_id=key_id, error=type(exc).__name__)
 
     async def bootstrap(self) -> BootstrapResult | None:
         """On a database with no tenants, create `default` with an admin key written to

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
         description="Simulated provider: its durable 'cloud' state; default in the data dir. "
         "Replicas that share it share one simulated cloud.",
     )
+    database_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="PostgreSQL: longest wait to connect, run one statement or get a pooled "
+        "connection; while the database is away, requests answer 503 within about this long.",
+    )
+    reconciler_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="`kupe reconciler`: serve /healthz, /readyz and /metrics on this port "
+        "(at KUPE_HOST); unset serves nothing.",
+    )
     reconciler: Literal["on", "off"] = Field(
         "on", description="`off` runs the API only (another process runs `kupe reconciler`)."
     )

@@ -93,6 +93,22 @@ def validation_error(exc: RequestValidationError) -> KupeError:
     return ValidationFailed(f"{where}: {message}", field=field)
 
 
+# SQLSTATE classes meaning "the server is not there for you": connection exceptions (08),
+# insufficient resources such as too many connections (53), and operator intervention (57P:
+# shutting down, terminated, starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """A driver error that means the database is away, not that the query was wrong."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 def translate(exc: Exception) -> KupeError:
     """Map anything raised while handling a request to a Kupe error."""
     if isinstance(exc, KupeError):
@@ -109,7 +125,7 @@ def translate(exc: Exception) -> KupeError:
         | ConnectionError
         | TimeoutError
         | OSError,
-    ) or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
+    ) or _database_unavailable(exc):
         return ServiceUnavailable(
             "The database is unavailable; retry shortly", headers={"Retry-After": "2"}
         )

@@ -80,6 +80,9 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resource_version: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("0")
+    )
 
 
 class Cluster(Base):
@@ -137,6 +140,8 @@ class Cluster(Base):
             sqlite_where=text("removed_at IS NULL"),
             postgresql_where=text("removed_at IS NULL"),
         ),
+        # The tenant's resourceVersion includes its clusters' newest one (an index-only max).
+        Index("ix_clusters_tenant_version", "tenant_id", "resource_version"),
     )
 
 

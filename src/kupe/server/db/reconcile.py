@@ -1,5 +1,10 @@
 """Queries of the reconciler: claim due clusters with a lease, heartbeat, and write outcomes
-only while the lease is still held."""
+only while the lease is still held.
+
+A lease is a token written to `clusters.lease_owner` by one claim (a process may claim the same
+cluster again later under a new token, so a stale task of its own can never pass for the new
+one) and a deadline in `lease_expires_at`; an expired lease may be taken over by anyone.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,12 @@ class WorkItem:
     ca_certificate: str | None
     conditions: list[dict[str, Any]]
     failure_count: int
+    lease: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identifies this claim: the cluster and the lease token it was claimed under."""
+        return (self.id, self.lease)
 
 
 class FinishResult(StrEnum):
@@ -59,8 +70,9 @@ class ReconcileRepository:
     async def claim(
         self, *, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[WorkItem]:
-        """Lease up to `limit` due clusters. Other replicas skip rows locked here (PostgreSQL
-        SKIP LOCKED); on SQLite the write transaction itself is exclusive."""
+        """Lease up to `limit` due clusters under the token `owner` (unique to this claim).
+        Other replicas skip rows locked here (PostgreSQL SKIP LOCKED); on SQLite the write
+        transaction (BEGIN IMMEDIATE) is itself exclusive."""
         due = (
             select(Cluster.id)
             .where(*_live_and_due(now))
@@ -101,21 +113,29 @@ class ReconcileRepository:
                 ca_certificate=c.ca_certificate,
                 conditions=list(c.conditions),
                 failure_count=c.failure_count,
+                lease=owner,
             )
             for c, tenant in rows.all()
         ]
 
-    async def heartbeat(self, ids: Sequence[str], *, owner: str, lease_until: datetime) -> int:
-        """Extend the leases this worker still holds; returns how many it holds."""
-        if not ids:
-            return 0
+    async def heartbeat(
+        self, claims: Sequence[tuple[str, str]], *, lease_until: datetime
+    ) -> set[tuple[str, str]]:
+        """Extend the given (cluster id, lease token) claims; returns those still held."""
+        if not claims:
+            return set()
         result = await self.session.execute(
             update(Cluster)
-            .where(Cluster.id.in_(list(ids)), Cluster.lease_owner == owner)
+            .where(
+                Cluster.id.in_({cluster_id for cluster_id, _ in claims}),
+                Cluster.lease_owner.in_({lease for _, lease in claims}),
+            )
             .values(lease_expires_at=lease_until)
+            .returning(Cluster.id, Cluster.lease_owner)
             .execution_options(synchronize_session=False)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        extended = {(str(row[0]), str(row[1])) for row in result.all()}
+        return extended & set(claims)
 
     async def finish(
         self,

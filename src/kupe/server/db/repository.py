@@ -189,6 +189,12 @@ class ClusterRepository:
             stmt = stmt.limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def latest_version(self) -> int:
+        """The newest resourceVersion of any of the tenant's clusters, removed ones included:
+        it moves whenever a cluster is created, changed or removed."""
+        stmt = select(func.max(Cluster.resource_version)).where(Cluster.tenant_id == self.tenant_id)
+        return int(await self.session.scalar(stmt) or 0)
+
     async def has_dedicated(self) -> bool:
         """Whether any live cluster of the tenant is dedicated."""
         stmt = self._base().where(Cluster.type == "dedicated").limit(1)

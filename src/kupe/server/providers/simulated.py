@@ -3,17 +3,25 @@
 Its "infrastructure" lives in a SQLite file of its own (not Kupe's database): every process
 that points at the same file sees one cloud, a restart forgets nothing, and a repeated call never
 creates a cluster twice. Mutations run under `BEGIN IMMEDIATE`, so concurrent callers in several
-processes are serialised by the file lock.
+processes are serialised by the file lock; within a process one thread does all the file work.
+
+Every real mutation is also appended to the cloud's own ledger (`operations`), in the same
+transaction, naming the process that made it: the cloud's bill, which survives `kill -9` of the
+process whose in-memory metrics counted it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
+import socket
 import sqlite3
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,11 +57,73 @@ CREATE TABLE IF NOT EXISTS infra (
     healthy INTEGER NOT NULL DEFAULT 1
 )
 """
+_LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster_id TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL
+)
+"""
 _COLUMNS = (
     "id, version, endpoint, ca_certificate, cpu_millis, memory_bytes, storage_bytes, "
     "ready_at, upgrade_target, upgrade_done_at, deleting_done_at, healthy"
 )
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One real mutation of the simulated cloud, as its ledger recorded it."""
+
+    seq: int
+    cluster_id: str
+    operation: str
+    actor: str
+    at: float
+
+
+def read_ledger(state_file: Path) -> list[LedgerEntry]:
+    """Every mutation the simulated cloud in `state_file` has recorded, oldest first."""
+    if not state_file.exists():
+        return []
+    conn = sqlite3.connect(state_file, timeout=30)
+    try:
+        conn.execute(_LEDGER_SCHEMA)
+        rows = conn.execute(
+            "SELECT seq, cluster_id, operation, actor, at FROM operations ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [LedgerEntry(*row) for row in rows]
+
+
+def read_inventory(state_file: Path) -> dict[str, str]:
+    """The clusters that exist in the simulated cloud in `state_file` (being deleted or not):
+    id -> "tenant/name"."""
+    if not state_file.exists():
+        return {}
+    conn = sqlite3.connect(state_file, timeout=30)
+    try:
+        conn.execute(_SCHEMA)
+        rows = conn.execute("SELECT id, tenant, name FROM infra").fetchall()
+    finally:
+        conn.close()
+    return {row[0]: f"{row[1]}/{row[2]}" for row in rows}
+
+
+def default_actor() -> str:
+    """Names this process in the ledger: host, pid and a nonce (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Txn:
+    """One transaction on the cloud's file and the mutations it made (counted on commit)."""
+
+    conn: sqlite3.Connection
+    operations: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,28 +149,40 @@ class SimulatedProvider:
         cluster_domain: str,
         timings: SimulatedTimings,
         rng: random.Random | None = None,
+        actor: str | None = None,
     ) -> None:
         self.state_file = state_file
         self.clock = clock
         self.metrics = metrics
         self.cluster_domain = cluster_domain
         self.timings = timings
+        self.actor = actor or default_actor()
         self._fail = re.compile(timings.fail_pattern) if timings.fail_pattern else None
-        self._rng = rng or random.Random()  # noqa: S311 - fault injection, not security
+        rng = rng or random.Random()  # noqa: S311 - fault injection, not security
+        self._fault_salt = rng.getrandbits(64)
+        self._calls: dict[str, int] = {}
+        # One thread owns the file in this process: callers queue here instead of spinning in
+        # SQLite's busy handler against each other; the lock is then contended only by others.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kupe-sim")
+        self._conn: sqlite3.Connection | None = None
         state_file.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
+        conn = self._connect()
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
+            conn.execute(_LEDGER_SCHEMA)
+        finally:
+            conn.close()
 
     # -- the Provider protocol -------------------------------------------------------------
 
     async def observe(self, cluster_id: str) -> InfraState | None:
-        self._maybe_fail()
+        self._maybe_fail(cluster_id)
         # A write transaction: reading folds in finished transitions, as a cloud's clock would.
-        return await self._run(lambda conn: self._settled(conn, cluster_id))
+        return await self._run(lambda txn: self._settled(txn.conn, cluster_id))
 
     async def ensure(self, spec: ClusterSpec) -> InfraState:
-        self._maybe_fail()
+        self._maybe_fail(spec.id)
         if self._fail and self._fail.search(spec.name):
             raise PermanentProviderError(
                 f"simulated permanent failure: cluster name matches {self.timings.fail_pattern!r}"
@@ -109,7 +191,8 @@ class SimulatedProvider:
         endpoint_host = f"{spec.name}.{spec.tenant}.{self.cluster_domain}"
         pki = issue_cluster_pki(f"{spec.tenant}/{spec.name}", endpoint_host, self.clock.now())
 
-        def apply(conn: sqlite3.Connection) -> InfraState:
+        def apply(txn: _Txn) -> InfraState:
+            conn = txn.conn
             now = self._now()
             state = self._settled(conn, spec.id)
             if state is None:
@@ -132,7 +215,7 @@ class SimulatedProvider:
                         now + self.timings.provision_seconds,
                     ),
                 )
-                self._count("create")
+                self._record(txn, spec.id, "create")
             elif state.phase is InfraPhase.DELETING:
                 raise TransientProviderError("cluster is being deleted")
             elif state.phase in (InfraPhase.READY, InfraPhase.UNHEALTHY, InfraPhase.CREATING):
@@ -145,7 +228,7 @@ class SimulatedProvider:
                         "UPDATE infra SET cpu_millis=?, memory_bytes=?, storage_bytes=? WHERE id=?",
                         (spec.cpu_millis, spec.memory_bytes, spec.storage_bytes, spec.id),
                     )
-                    self._count("update")
+                    self._record(txn, spec.id, "update")
                 if state.version != spec.version:
                     if state.phase is InfraPhase.CREATING:
                         conn.execute(
@@ -156,7 +239,7 @@ class SimulatedProvider:
                             "UPDATE infra SET upgrade_target=?, upgrade_done_at=? WHERE id=?",
                             (spec.version, now + self.timings.upgrade_seconds, spec.id),
                         )
-                    self._count("update")
+                    self._record(txn, spec.id, "update")
             settled = self._settled(conn, spec.id)
             assert settled is not None
             return settled
@@ -164,18 +247,18 @@ class SimulatedProvider:
         return await self._run(apply)
 
     async def delete(self, cluster_id: str) -> InfraState | None:
-        self._maybe_fail()
+        self._maybe_fail(cluster_id)
 
-        def apply(conn: sqlite3.Connection) -> InfraState | None:
-            state = self._settled(conn, cluster_id)
+        def apply(txn: _Txn) -> InfraState | None:
+            state = self._settled(txn.conn, cluster_id)
             if state is None or state.phase is InfraPhase.DELETING:
                 return state
-            conn.execute(
+            txn.conn.execute(
                 "UPDATE infra SET deleting_done_at=? WHERE id=?",
                 (self._now() + self.timings.delete_seconds, cluster_id),
             )
-            self._count("delete")
-            return self._settled(conn, cluster_id)
+            self._record(txn, cluster_id, "delete")
+            return self._settled(txn.conn, cluster_id)
 
         return await self._run(apply)
 
@@ -184,7 +267,7 @@ class SimulatedProvider:
     async def set_healthy(self, cluster_id: str, healthy: bool) -> None:
         """Make a cluster report unhealthy (or healthy again), as a real outage would."""
         await self._run(
-            lambda conn: conn.execute(
+            lambda txn: txn.conn.execute(
                 "UPDATE infra SET healthy=? WHERE id=?", (int(healthy), cluster_id)
             )
         )
@@ -192,44 +275,73 @@ class SimulatedProvider:
     async def count(self) -> int:
         """How many clusters exist in the simulated cloud."""
         return await self._run(
-            lambda conn: int(conn.execute("SELECT count(*) FROM infra").fetchone()[0])
+            lambda txn: int(txn.conn.execute("SELECT count(*) FROM infra").fetchone()[0])
         )
+
+    def close(self) -> None:
+        """Release the file and the worker thread."""
+        self._executor.submit(self._close_connection).result()
+        self._executor.shutdown(wait=True)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
-    def _count(self, operation: str) -> None:
-        self.metrics.provider_operations.labels(self.name, operation).inc()
+    def _record(self, txn: _Txn, cluster_id: str, operation: str) -> None:
+        txn.conn.execute(
+            "INSERT INTO operations (cluster_id, operation, actor, at) VALUES (?,?,?,?)",
+            (cluster_id, operation, self.actor, self._now()),
+        )
+        txn.operations.append((cluster_id, operation))
 
-    def _maybe_fail(self) -> None:
+    def _maybe_fail(self, cluster_id: str) -> None:
+        """Fail the call transiently with probability `failure_rate`. Each cluster draws from
+        a stream of its own, so how concurrent calls happen to interleave never decides which
+        cluster gets an unlucky run of failures."""
         rate = self.timings.failure_rate
-        if rate and self._rng.random() < rate:
+        if not rate:
+            return
+        call = self._calls[cluster_id] = self._calls.get(cluster_id, 0) + 1
+        draw = random.Random(f"{self._fault_salt}:{cluster_id}:{call}").random()  # noqa: S311
+        if draw < rate:
             raise TransientProviderError("simulated transient provider failure")
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.state_file, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(
+            self.state_file, timeout=30, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA busy_timeout=30000")
+        # WAL + NORMAL survives a killed process (not a power cut), which is what a sim needs.
+        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, work: Callable[[_Txn], T]) -> T:
         def call() -> T:
-            conn = self._connect()
+            if self._conn is None:
+                self._conn = self._connect()
+            txn = _Txn(self._conn)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                result = work(conn)
-                conn.execute("COMMIT")
-                return result
+                txn.conn.execute("BEGIN IMMEDIATE")
+                result = work(txn)
+                txn.conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if txn.conn.in_transaction:
+                    txn.conn.execute("ROLLBACK")
                 raise
-            finally:
-                conn.close()
+            # Counted once committed, and here rather than in the caller, which may be
+            # cancelled meanwhile: the metric and the ledger always agree.
+            for _cluster_id, operation in txn.operations:
+                self.metrics.provider_operations.labels(self.name, operation).inc()
+            return result
 
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except sqlite3.OperationalError as exc:
             raise TransientProviderError(f"simulated cloud unavailable: {exc}") from exc
 

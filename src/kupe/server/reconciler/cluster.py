@@ -7,6 +7,7 @@ last time, so running it twice or after a crash is harmless.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,14 @@ _PHASE_OF = {
 }
 
 
+class LeaseLost(Exception):
+    """The claim on a cluster ran out: someone else may own it now, so touch nothing."""
+
+
+def _always_held() -> None:
+    return None
+
+
 @dataclass
 class Outcome:
     """What to record for one cluster, and when to look at it again."""
@@ -55,26 +64,36 @@ class ClusterController:
         self.settings = settings
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
-    async def reconcile(self, item: WorkItem) -> Outcome:
+    async def reconcile(
+        self, item: WorkItem, check_lease: Callable[[], None] = _always_held
+    ) -> Outcome:
+        """Observe one cluster and converge it. `check_lease` raises LeaseLost when the claim
+        may have run out; it is called before every change to the infrastructure, so a worker
+        that lost its lease never mutates what a new owner is working on."""
         now = self.clock.now()
         try:
             if item.deleting:
-                return await self._tear_down(item, now)
+                return await self._tear_down(item, now, check_lease)
             if item.phase == "Failed":
                 return Outcome({}, self._resync_delay())
-            return await self._converge(item, now)
+            return await self._converge(item, now, check_lease)
         except TransientProviderError as exc:
             return self._transient(item, exc, now)
         except PermanentProviderError as exc:
             return self._permanent(item, exc, now)
 
-    async def _tear_down(self, item: WorkItem, now: datetime) -> Outcome:
+    async def _tear_down(
+        self, item: WorkItem, now: datetime, check_lease: Callable[[], None]
+    ) -> Outcome:
+        check_lease()
         state = await self.provider.delete(item.id)
         if state is None:
             return Outcome({"removed_at": now, "failure_count": 0}, self._resync_delay())
         return Outcome({"failure_count": 0}, self.settings.reconcile_poll_seconds)
 
-    async def _converge(self, item: WorkItem, now: datetime) -> Outcome:
+    async def _converge(
+        self, item: WorkItem, now: datetime, check_lease: Callable[[], None]
+    ) -> Outcome:
         spec = ClusterSpec(
             id=item.id,
             tenant=item.tenant,
@@ -90,6 +109,7 @@ class ClusterController:
             not state.matches(spec)
             and state.phase in (InfraPhase.CREATING, InfraPhase.READY, InfraPhase.UNHEALTHY)
         ):
+            check_lease()
             state = await self.provider.ensure(spec)
         return self._status(item, spec, state, now)
 

@@ -3,25 +3,32 @@ transaction, and write each outcome only while the lease is still held.
 
 All work lives in the database (`next_reconcile_at`), never only in memory, so a crash loses
 nothing: another process, or this one after a restart, picks the work up when the lease expires.
+A heartbeat extends the leases of clusters being worked on; a claim whose lease could not be
+extended in time is treated as lost, and its worker stops before touching the infrastructure
+again and writes nothing. Replicas wake each other through the database (LISTEN/NOTIFY on
+PostgreSQL); polling every `reconcile_poll_seconds` remains the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from kupe.core.clock import Clock
 from kupe.server.db.engine import Database
 from kupe.server.db.reconcile import FinishResult, ReconcileRepository, WorkItem
 from kupe.server.metrics import Metrics
-from kupe.server.reconciler.cluster import ClusterController, Outcome
+from kupe.server.reconciler.cluster import ClusterController, LeaseLost, Outcome
 from kupe.server.settings import Settings
 
 log = structlog.get_logger("kupe.reconciler")
@@ -34,6 +41,9 @@ _STATUS_FIELDS = (
     "conditions",
     "removed_at",
 )
+# Errors that mean "the database is away", logged without a traceback.
+_OUTAGE_ERRORS = (DBAPIError, OSError, TimeoutError)
+Claim = tuple[str, str]
 
 
 class Reconciler:
@@ -50,13 +60,18 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.settings = settings
+        # Fits clusters.lease_owner (64) with the ":<n>" of each claim appended.
         self.owner = f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._claims = itertools.count(1)
         self._wake = asyncio.Event()
-        self._held: dict[str, WorkItem] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Claims being worked on, and until when each is surely still ours.
+        self._held: dict[Claim, WorkItem] = {}
+        self._deadline: dict[Claim, datetime] = {}
+        self._tasks: dict[Claim, asyncio.Task[None]] = {}
+        self._background: list[asyncio.Task[None]] = []
         self._main: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         self.last_loop_at = clock.now()
+        self.listening = False
 
     # -- control -----------------------------------------------------------------------------
 
@@ -66,21 +81,29 @@ class Reconciler:
 
     def start(self) -> None:
         self._main = asyncio.create_task(self._run(), name="kupe-reconciler")
-        self._heartbeat = asyncio.create_task(self._beat(), name="kupe-reconciler-heartbeat")
+        self._background = [
+            asyncio.create_task(self._beat(), name="kupe-reconciler-heartbeat"),
+            asyncio.create_task(
+                self.db.listen_for_work(self.wake, self._listener_state),
+                name="kupe-reconciler-listener",
+            ),
+        ]
 
     @property
     def running(self) -> bool:
         return self._main is not None and not self._main.done()
 
     async def stop(self) -> None:
-        for task in (self._main, self._heartbeat, *self._tasks):
+        tasks = [self._main, *self._background, *self._tasks.values()]
+        for task in tasks:
             if task is not None:
                 task.cancel()
-        for task in (self._main, self._heartbeat, *self._tasks):
+        for task in tasks:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._main = self._heartbeat = None
+        self._main = None
+        self._background = []
 
     async def drain(self, max_rounds: int = 10_000) -> int:
         """Reconcile everything due now until nothing is; for tests that drive a fake clock."""
@@ -92,6 +115,24 @@ class Reconciler:
             await asyncio.gather(*(self._handle(item) for item in items))
             done += len(items)
         return done
+
+    async def heartbeat(self) -> set[Claim]:
+        """Extend the leases of every claim being worked on; forget (and so stop) the claims
+        that are no longer ours. Returns the claims still held."""
+        claims = list(self._held)
+        if not claims:
+            return set()
+        lease_until = self._lease_until()
+        async with self.db.write() as session:
+            held = await ReconcileRepository(session).heartbeat(claims, lease_until=lease_until)
+        for claim in claims:
+            if claim in held:
+                if claim in self._deadline:
+                    self._deadline[claim] = lease_until
+            elif self._held.pop(claim, None) is not None:
+                self._deadline.pop(claim, None)
+                log.warning("reconciler.lease_taken_over", cluster_id=claim[0])
+        return held
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -106,26 +147,29 @@ class Reconciler:
             except Exception as exc:  # the database may be away; keep the loop alive
                 failures += 1
                 log.warning("reconciler.claim_failed", error=type(exc).__name__)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                await self._idle(min(5.0, 0.25 * 2 ** min(failures, 5)))
                 continue
             for item in items:
                 task = asyncio.create_task(self._handle(item))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._tasks[item.key] = task
+                task.add_done_callback(self._forget_task(item.key))
             if items and len(items) == free:
                 continue  # there may be more due right now
             if not items and not self._tasks:
                 await self._update_queue_depth()
-            await self._idle()
+            await self._idle(self.settings.reconcile_poll_seconds)
 
-    async def _idle(self) -> None:
+    def _forget_task(self, claim: Claim) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._tasks.pop(claim, None)
+
+        return forget
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a wake-up, a finished task, or `seconds`."""
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-        waiters.extend(self._tasks)
-        await asyncio.wait(
-            waiters,
-            timeout=self.settings.reconcile_poll_seconds,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        waiters.extend(self._tasks.values())
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         waiters[0].cancel()
         self._wake.clear()
 
@@ -133,15 +177,15 @@ class Reconciler:
         interval = self.settings.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            if not self._held:
-                continue
             try:
-                async with self.db.write() as session:
-                    await ReconcileRepository(session).heartbeat(
-                        list(self._held), owner=self.owner, lease_until=self._lease_until()
-                    )
+                await self.heartbeat()
             except Exception as exc:
+                # Deadlines are not extended, so workers stop before their leases can run out.
                 log.warning("reconciler.heartbeat_failed", error=type(exc).__name__)
+
+    def _listener_state(self, up: bool) -> None:
+        self.listening = up
+        self.metrics.listener_up.set(1 if up else 0)
 
     async def _update_queue_depth(self) -> None:
         try:
@@ -151,29 +195,51 @@ class Reconciler:
         except Exception as exc:
             log.warning("reconciler.queue_depth_failed", error=type(exc).__name__)
 
-    def _lease_until(self) -> Any:
+    def _lease_until(self) -> datetime:
         return self.clock.now() + timedelta(seconds=self.settings.lease_seconds)
 
     async def _claim(self, limit: int) -> list[WorkItem]:
         if limit <= 0:
             return []
+        lease = f"{self.owner}:{next(self._claims)}"
+        lease_until = self._lease_until()
         async with self.db.write() as session:
             items = await ReconcileRepository(session).claim(
-                now=self.clock.now(), owner=self.owner, lease_until=self._lease_until(), limit=limit
+                now=self.clock.now(), owner=lease, lease_until=lease_until, limit=limit
             )
         for item in items:
-            self._held[item.id] = item
+            self._held[item.key] = item
+            self._deadline[item.key] = lease_until
         return items
+
+    def _check_lease(self, claim: Claim) -> None:
+        """Raise LeaseLost unless the claim is surely still ours for a while: it was not taken
+        over, and its lease has a safety margin left (others' clocks may run a little ahead)."""
+        deadline = self._deadline.get(claim)
+        if claim not in self._held or deadline is None:
+            raise LeaseLost(claim[0])
+        margin = timedelta(seconds=self.settings.lease_seconds / 6)
+        if self.clock.now() >= deadline - margin:
+            raise LeaseLost(claim[0])
 
     async def _handle(self, item: WorkItem) -> None:
         try:
-            outcome = await self.controller.reconcile(item)
+            outcome = await self.controller.reconcile(item, lambda: self._check_lease(item.key))
+            # The write itself checks the lease in the database: an expired lease nobody took
+            # over is still ours to write with.
             await self._finish(item, outcome)
-        except Exception:
+        except LeaseLost:
+            # Someone else may be working on it: leave everything to them.
+            self.metrics.reconciles.labels("lost_lease").inc()
+            log.warning("reconciler.lost_lease", cluster_id=item.id, stage="before_write")
+        except _OUTAGE_ERRORS as exc:
             # The lease runs out and the work is retried; nothing is lost.
+            log.warning("reconciler.handle_failed", cluster_id=item.id, error=type(exc).__name__)
+        except Exception:
             log.exception("reconciler.handle_failed", cluster_id=item.id)
         finally:
-            self._held.pop(item.id, None)
+            self._held.pop(item.key, None)
+            self._deadline.pop(item.key, None)
 
     async def _finish(self, item: WorkItem, outcome: Outcome) -> None:
         now = self.clock.now()
@@ -191,14 +257,14 @@ class Reconciler:
                 values["resource_version"] = await self.db.next_resource_version(session)
             result = await ReconcileRepository(session).finish(
                 item,
-                owner=self.owner,
+                owner=item.lease,
                 values=values,
                 next_at=now + timedelta(seconds=outcome.requeue_after),
                 now=now,
             )
         if result is FinishResult.LOST_LEASE:
             self.metrics.reconciles.labels("lost_lease").inc()
-            log.warning("reconciler.lost_lease", cluster_id=item.id)
+            log.warning("reconciler.lost_lease", cluster_id=item.id, stage="write")
             return
         self.metrics.reconciles.labels(outcome.result).inc()
         if result is FinishResult.REQUEUED:

@@ -8,17 +8,28 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock
-from kupe.core.errors import AdminRequired, NotAMember, TenantSuspended, Unauthorized
+from kupe.core.errors import (
+    AdminRequired,
+    NotAMember,
+    TenantSuspended,
+    TenantTerminating,
+    Unauthorized,
+)
 from kupe.server.db.models import Tenant
-from kupe.server.db.repository import ApiKeyRepository, TenantRepository
+from kupe.server.db.repository import ApiKeyRepository, MemberRepository, TenantRepository
+from kupe.server.services.oidc import OidcVerifier, looks_like_jwt
 
 API_KEY_PATTERN = re.compile(r"\Akupe_([a-z0-9]{8})_([A-Za-z0-9_-]{43,128})\Z")
+API_KEY_ID_PATTERN = re.compile(r"\Aak-[a-z0-9]{8}\Z")
 ROLES = ("admin", "readonly")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+TOUCH_INTERVAL = timedelta(minutes=1)
+_TOUCHED_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -46,48 +57,123 @@ class Principal:
 
     tenant: Tenant
     role: str
-    actor: str  # member email, or apikey:<id>
+    actor: str  # member email, or apikey:<id>, or operator
+    api_key_id: str | None = None
+    # True when this request should record the key's lastUsedAt (at most once a minute).
+    touch_due: bool = False
+    # The platform operator acts on any tenant in any phase.
+    operator: bool = False
 
     @property
     def tenant_id(self) -> str:
         return self.tenant.id
 
+    @property
+    def member_email(self) -> str | None:
+        """The calling member's email, when the caller is a member rather than a key."""
+        if self.api_key_id is not None or self.operator:
+            return None
+        return self.actor
+
     def require_admin(self) -> None:
         """Writes need the admin role and an active tenant."""
-        if self.role != "admin":
-            raise AdminRequired()
+        self.require_admin_role()
+        if self.operator:
+            return
         if self.tenant.phase == "Suspended":
             raise TenantSuspended()
+        if self.tenant.phase == "Terminating":
+            raise TenantTerminating()
+
+    def require_admin_role(self) -> None:
+        """Admin-only reads (API keys) need the role but work in any tenant phase."""
+        if self.role != "admin":
+            raise AdminRequired()
 
 
 class AuthService:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, oidc: OidcVerifier | None = None) -> None:
         self.clock = clock
+        self.oidc = oidc
+        # Keys whose lastUsedAt this process wrote recently: one write per key per minute.
+        self._touched: dict[str, datetime] = {}
 
     async def authenticate(
-        self, session: AsyncSession, authorization: str | None, tenant_name: str
+        self,
+        session: AsyncSession,
+        authorization: str | None,
+        tenant_name: str,
+        *,
+        for_update: bool = False,
     ) -> Principal:
-        """Resolve a Bearer API key to a principal of `tenant_name`.
+        """Resolve a Bearer API key (or a member's OIDC token) to a principal of `tenant_name`.
 
         401 for anything wrong with the credential itself; 403 when it is valid but belongs to
-        another tenant, or the tenant does not exist (no tenant-name probing).
+        another tenant, or the tenant does not exist (no tenant-name probing). With
+        `for_update` the tenant row is locked, so a write sees its current plan and phase.
         """
         if not authorization:
             raise Unauthorized("Missing Authorization header")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Authorization must be 'Bearer <token>'")
-        match = API_KEY_PATTERN.match(token.strip())
+        if self.oidc is not None and looks_like_jwt(token):
+            return await self._member(session, token, tenant_name, for_update)
+        match = API_KEY_PATTERN.match(token)
         if match is None:
             raise Unauthorized("Invalid API key")
         key = await ApiKeyRepository(session).by_id(f"ak-{match.group(1)}")
-        if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(token.strip())):
+        if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(token)):
             raise Unauthorized("Invalid API key")
         if key.revoked_at is not None:
             raise Unauthorized("API key has been revoked")
-        if key.expires_at is not None and key.expires_at <= self.clock.now():
+        now = self.clock.now()
+        if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized("API key has expired")
-        tenant = await TenantRepository(session).by_name(tenant_name)
+        tenant = await TenantRepository(session).by_name(tenant_name, for_update=for_update)
         if tenant is None or tenant.id != key.tenant_id:
             raise NotAMember()
-        return Principal(tenant=tenant, role=key.role, actor=f"apikey:{key.id}")
+        touch_due = key.last_used_at is None or now - key.last_used_at >= TOUCH_INTERVAL
+        return Principal(
+            tenant=tenant,
+            role=key.role,
+            actor=f"apikey:{key.id}",
+            api_key_id=key.id,
+            touch_due=touch_due,
+        )
+
+    async def _member(
+        self, session: AsyncSession, token: str, tenant_name: str, for_update: bool
+    ) -> Principal:
+        assert self.oidc is not None
+        email = await self.oidc.email(token)
+        tenant = await TenantRepository(session).by_name(tenant_name, for_update=for_update)
+        if tenant is None:
+            raise NotAMember()
+        member = await MemberRepository(session, tenant.id).get(email)
+        if member is None:
+            raise NotAMember()
+        return Principal(tenant=tenant, role=member.role, actor=member.email)
+
+    def claim_touch(self, principal: Principal) -> str | None:
+        """The key whose lastUsedAt this request should write, if any; claims it for a minute
+        so concurrent requests with the same key do not all write."""
+        key_id = principal.api_key_id
+        if key_id is None or not principal.touch_due:
+            return None
+        now = self.clock.now()
+        last = self._touched.get(key_id)
+        if last is not None and now - last < TOUCH_INTERVAL:
+            return None
+        if len(self._touched) >= _TOUCHED_MAX:
+            stale = [k for k, at in self._touched.items() if now - at >= TOUCH_INTERVAL]
+            for k in stale or list(self._touched):
+                del self._touched[k]
+        self._touched[key_id] = now
+        return key_id
+
+    async def record_use(self, session: AsyncSession, key_id: str) -> None:
+        """Write lastUsedAt unless another request (or replica) did so in the last minute."""
+        now = self.clock.now()
+        await ApiKeyRepository(session).touch(key_id, now, unless_after=now - TOUCH_INTERVAL)

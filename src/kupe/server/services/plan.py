@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from kupe.core.errors import NotFound
-from kupe.core.quantity import parse_cpu, parse_memory, parse_storage
+from kupe.core.names import name_problem
+from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
 from kupe.schemas.plan import ObservabilityPool, Plan, ResourceAmounts
 
 _BUILT_IN: list[dict[str, Any]] = [
@@ -105,22 +107,63 @@ class Amounts:
 ZERO = Amounts(0, 0, 0)
 
 
+class PlanCatalogueError(ValueError):
+    """The operator's plan catalogue cannot be used; the message says where and why."""
+
+
+class _ObservabilityEntry(ObservabilityPool):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _PlanEntry(Plan):
+    """A plan as an operator writes it: unknown (misspelt) fields are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    observability_pool: _ObservabilityEntry
+
+
+_FEE = re.compile(r"\A[0-9]{1,9}\.[0-9]{2}\Z")
+
+
+def _check_plan(plan: Plan) -> None:
+    problem = name_problem(plan.name, "plan name")
+    if problem:
+        raise PlanCatalogueError(problem)
+    if not _FEE.match(plan.platform_fee):
+        raise PlanCatalogueError(
+            f"plan {plan.name!r}: platformFee must be a decimal string with two places, "
+            f'e.g. "49.00", not {plan.platform_fee!r}'
+        )
+    if plan.max_clusters is not None and plan.max_clusters < 0:
+        raise PlanCatalogueError(f"plan {plan.name!r}: maxClusters must not be negative")
+    for label, amounts in (
+        ("resourcePool", plan.resource_pool),
+        ("defaultClusterResources", plan.default_cluster_resources),
+    ):
+        if amounts is None:
+            continue
+        try:
+            Amounts.of(amounts)
+        except QuantityError as exc:
+            raise PlanCatalogueError(f"plan {plan.name!r}: {label}: {exc}") from None
+
+
 class PlanCatalogue:
     """Plans by name, in catalogue order."""
 
     def __init__(self, plans: list[Plan]) -> None:
         if not plans:
-            raise ValueError("the plan catalogue is empty")
+            raise PlanCatalogueError("the plan catalogue is empty")
         self._plans = {plan.name: plan for plan in plans}
         if len(self._plans) != len(plans):
-            raise ValueError("the plan catalogue names a plan twice")
-        # Parse every quantity once so a bad catalogue fails at start, not on a request.
+            raise PlanCatalogueError("the plan catalogue names a plan twice")
+        # Check every plan once so a bad catalogue fails at start, not on a request.
+        for plan in plans:
+            _check_plan(plan)
         self._pools = {
             p.name: Amounts.of(p.resource_pool) if p.resource_pool else None for p in plans
         }
         self._defaults = {p.name: p.default_cluster_resources for p in plans}
-        for plan in plans:
-            Amounts.of(plan.default_cluster_resources)
 
     @classmethod
     def built_in(cls) -> PlanCatalogue:
@@ -128,15 +171,35 @@ class PlanCatalogue:
 
     @classmethod
     def from_file(cls, path: Path) -> PlanCatalogue:
-        """Load a YAML or JSON catalogue (a list of plans, or {"items": [...]})."""
-        text = path.read_text()
-        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        """Load a YAML or JSON catalogue (a list of plans, or {"items": [...]}).
+
+        Raises PlanCatalogueError naming the file and the first problem.
+        """
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise PlanCatalogueError(
+                f"cannot read plan catalogue {path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            kind = "JSON" if path.suffix == ".json" else "YAML"
+            raise PlanCatalogueError(f"plan catalogue {path} is not valid {kind}: {exc}") from None
         if isinstance(data, dict) and "items" in data:
             data = data["items"]
+        if not isinstance(data, list):
+            raise PlanCatalogueError(
+                f"plan catalogue {path} must be a list of plans (or an object with `items`)"
+            )
         try:
-            return cls(TypeAdapter(list[Plan]).validate_python(data))
+            entries = TypeAdapter(list[_PlanEntry]).validate_python([_numbers(d) for d in data])
+            plans = [Plan.model_validate(e.model_dump(by_alias=True)) for e in entries]
+            return cls(plans)
         except ValidationError as exc:
-            raise ValueError(f"invalid plan catalogue {path}: {exc}") from exc
+            raise PlanCatalogueError(f"invalid plan catalogue {path}: {_first(exc)}") from None
+        except PlanCatalogueError as exc:
+            raise PlanCatalogueError(f"invalid plan catalogue {path}: {exc}") from None
 
     @classmethod
     def load(cls, path: Path | None) -> PlanCatalogue:
@@ -162,4 +225,26 @@ class PlanCatalogue:
         return self._defaults[name]
 
 
-__all__ = ["ZERO", "Amounts", "ObservabilityPool", "Plan", "PlanCatalogue"]
+def _numbers(entry: Any) -> Any:
+    """YAML reads `cpu: 4` as a number; quantities are strings on the wire."""
+    if not isinstance(entry, dict):
+        return entry
+    out = dict(entry)
+    for key in ("resourcePool", "defaultClusterResources"):
+        amounts = out.get(key)
+        if isinstance(amounts, dict):
+            out[key] = {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for k, v in amounts.items()
+            }
+    return out
+
+
+def _first(exc: ValidationError) -> str:
+    """The first validation problem, as `items.0.maxClusters: message`."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
+
+
+__all__ = ["ZERO", "Amounts", "ObservabilityPool", "Plan", "PlanCatalogue", "PlanCatalogueError"]

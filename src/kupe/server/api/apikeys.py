@@ -1,0 +1,88 @@
+"""API key routes (API §5): admins only; the raw key is shown once, at creation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from kupe.schemas.apikey import ApiKey, ApiKeyCreate, ApiKeyCreated
+from kupe.schemas.common import ItemList
+from kupe.server.api.deps import AuthorizationDep, RuntimeDep
+from kupe.server.api.errors import error_responses
+from kupe.server.api.responses import json_response
+from kupe.server.services.views import api_key_view
+
+router = APIRouter(prefix="/api/v1/tenants/{tenant}/apikeys", tags=["apikeys"])
+
+TenantName = Annotated[str, Path(description="Tenant name.")]
+KeyId = Annotated[str, Path(description="Key id: ak-<8 lowercase letters or digits>.")]
+
+
+@router.get(
+    "",
+    response_model=ItemList[ApiKey],
+    summary="List API keys (metadata only)",
+    responses=error_responses(400, 401, 403, 429),
+)
+async def list_api_keys(
+    tenant: TenantName,
+    runtime: RuntimeDep,
+    authorization: AuthorizationDep,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size.")] = None,
+    continue_: Annotated[
+        str | None, Query(alias="continue", description="Token from the previous page.")
+    ] = None,
+) -> Response:
+    async with runtime.reading(authorization, tenant) as (session, principal):
+        rows, token = await runtime.api_keys.list(
+            session, principal, limit=limit, continue_token=continue_
+        )
+        page = ItemList[ApiKey](items=[api_key_view(row) for row in rows], continue_=token)
+    return json_response(page)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    summary="Create an API key (the raw key is in this response only)",
+    responses={
+        201: {"headers": {"ETag": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 403, 409, 413, 415, 429),
+    },
+)
+async def create_api_key(
+    tenant: TenantName,
+    body: ApiKeyCreate,
+    runtime: RuntimeDep,
+    authorization: AuthorizationDep,
+) -> Response:
+    async with runtime.writing(authorization, tenant) as (session, principal):
+        issued = await runtime.api_keys.create(session, principal, body)
+    return json_response(
+        api_key_view(issued.record, raw=issued.raw),
+        status=201,
+        resource_version=issued.record.resource_version,
+        # The body holds a secret: no cache may keep it.
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.delete(
+    "/{key_id}",
+    status_code=204,
+    summary="Revoke an API key (effective immediately)",
+    response_class=Response,
+    responses=error_responses(400, 401, 403, 404, 429),
+)
+async def revoke_api_key(
+    tenant: TenantName,
+    key_id: KeyId,
+    runtime: RuntimeDep,
+    authorization: AuthorizationDep,
+) -> Response:
+    async with runtime.writing(authorization, tenant) as (session, principal):
+        await runtime.api_keys.revoke(session, principal, key_id)
+    return Response(status_code=204)

@@ -1,0 +1,63 @@
+"""Tenant routes (API §3): the tenant with its members and status, and its PATCH."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from kupe.core.etag import none_match
+from kupe.schemas.tenant import Tenant, TenantUpdate
+from kupe.server.api.deps import AuthorizationDep, IfMatch, IfNoneMatch, RuntimeDep
+from kupe.server.api.errors import error_responses
+from kupe.server.api.responses import json_response, not_modified
+
+router = APIRouter(prefix="/api/v1/tenants/{tenant}", tags=["tenant"])
+
+TenantName = Annotated[str, Path(description="Tenant name.")]
+ETAG_HEADER = {
+    "ETag": {"description": "The tenant's resourceVersion in quotes.", "schema": {"type": "string"}}
+}
+
+
+@router.get(
+    "",
+    response_model=Tenant,
+    summary="Get the tenant",
+    responses={200: {"headers": ETAG_HEADER}, **error_responses(304, 400, 401, 403, 429)},
+)
+async def get_tenant(
+    tenant: TenantName,
+    runtime: RuntimeDep,
+    authorization: AuthorizationDep,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    async with runtime.reading(authorization, tenant) as (session, principal):
+        version = await runtime.tenants.version(session, principal.tenant)
+        if none_match(if_none_match, version):
+            return not_modified(version)
+        view = await runtime.tenants.view(session, principal.tenant)
+    return json_response(view, resource_version=view.resource_version)
+
+
+@router.patch(
+    "",
+    response_model=Tenant,
+    summary="Change the plan or the observability limits",
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **error_responses(400, 401, 403, 409, 412, 413, 415, 429),
+    },
+)
+async def update_tenant(
+    tenant: TenantName,
+    body: TenantUpdate,
+    runtime: RuntimeDep,
+    authorization: AuthorizationDep,
+    if_match: IfMatch = None,
+) -> Response:
+    async with runtime.writing(authorization, tenant) as (session, principal):
+        row = await runtime.tenants.update(session, principal, body, if_match=if_match)
+        view = await runtime.tenants.view(session, row)
+    return json_response(view, resource_version=view.resource_version)

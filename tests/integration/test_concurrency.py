@@ -1,0 +1,286 @@
+"""Races, on SQLite and PostgreSQL: concurrent requests against one object, and reconcilers
+competing for the same clusters (claims, heartbeats, lease take-over, lost leases)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from kupe.core.clock import FakeClock
+from kupe.server.db.models import Cluster
+from kupe.server.db.reconcile import FinishResult, ReconcileRepository, WorkItem
+from kupe.server.db.repository import ClusterRepository
+from kupe.server.metrics import Metrics
+from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings, read_ledger
+from kupe.server.reconciler.cluster import ClusterController, LeaseLost, Outcome
+from kupe.server.reconciler.loop import Reconciler
+from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
+
+RACERS = 16
+
+
+async def cluster_row(kupe: Kupe, name: str) -> Cluster:
+    async with kupe.runtime.db.read() as session:
+        return (await session.scalars(select(Cluster).where(Cluster.name == name))).one()
+
+
+async def running_cluster(kupe: Kupe, creds: TenantCreds, name: str = "web") -> httpx.Response:
+    created = await kupe.create_cluster(creds, name)
+    assert created.status_code == 201, created.text
+    await kupe.run_for(9)
+    response = await kupe.client.get(creds.url(f"/clusters/{name}"), headers=creds.headers)
+    assert response.json()["status"]["phase"] == "Running"
+    return response
+
+
+# -- requests -------------------------------------------------------------------------------
+
+
+async def test_patches_with_one_if_match_exactly_one_wins(kupe: Kupe) -> None:
+    acme = await kupe.tenant(plan="enterprise")
+    current = await running_cluster(kupe, acme)
+    etag = current.headers["etag"]
+
+    async def patch(i: int) -> httpx.Response:
+        return await kupe.client.patch(
+            acme.url("/clusters/web"),
+            json={"alerts": {"racer": i}},
+            headers={**acme.headers, "If-Match": etag},
+        )
+
+    responses = await asyncio.gather(*(patch(i) for i in range(RACERS)))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {200: 1, 412: RACERS - 1}
+    winner = next(r for r in responses if r.status_code == 200)
+    for loser in (r for r in responses if r.status_code == 412):
+        assert loser.json()["code"] == "PRECONDITION_FAILED"
+    final = await kupe.client.get(acme.url("/clusters/web"), headers=acme.headers)
+    assert final.json()["alerts"] == winner.json()["alerts"]
+    assert final.json()["generation"] == 2
+    assert final.headers["etag"] == winner.headers["etag"] != etag
+
+
+async def test_compare_and_set_lets_one_of_many_writers_through(kupe: Kupe) -> None:
+    """The check is in the UPDATE itself: writers that all read the same version race in the
+    database, and only one UPDATE matches."""
+    acme = await kupe.tenant(plan="enterprise")
+    await running_cluster(kupe, acme)
+    row = await cluster_row(kupe, "web")
+    db = kupe.runtime.db
+
+    async def write(i: int) -> bool:
+        async with db.write() as session:
+            version = await db.next_resource_version(session)
+            return await ClusterRepository(session, row.tenant_id).compare_and_set(
+                row.id, row.resource_version, {"alerts": {"writer": i}, "resource_version": version}
+            )
+
+    results = await asyncio.gather(*(write(i) for i in range(RACERS)))
+    assert results.count(True) == 1
+    after = await cluster_row(kupe, "web")
+    assert after.alerts == {"writer": results.index(True)}
+
+
+async def test_creates_of_one_name_exactly_one_wins(kupe: Kupe) -> None:
+    acme = await kupe.tenant(plan="enterprise")
+    responses = await asyncio.gather(*(kupe.create_cluster(acme, "dup") for _ in range(RACERS)))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 409: RACERS - 1}
+    conflicts = [r.json() for r in responses if r.status_code == 409]
+    assert all(body["error"] == "Cluster name already exists" for body in conflicts)
+    listed = await kupe.client.get(acme.url("/clusters"), headers=acme.headers)
+    assert [c["name"] for c in listed.json()["items"]] == ["dup"]
+
+
+async def test_one_idempotency_key_sent_concurrently_creates_one_cluster(kupe: Kupe) -> None:
+    acme = await kupe.tenant(plan="enterprise")
+    body = {"name": "once", "displayName": "Once", "type": "shared"}
+
+    async def post() -> httpx.Response:
+        return await kupe.client.post(
+            acme.url("/clusters"), json=body, headers={**acme.headers, "Idempotency-Key": "k-1"}
+        )
+
+    responses = await asyncio.gather(*(post() for _ in range(RACERS)))
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["resourceVersion"] for r in responses}) == 1
+    listed = await kupe.client.get(acme.url("/clusters"), headers=acme.headers)
+    assert [c["name"] for c in listed.json()["items"]] == ["once"]
+
+
+async def test_concurrent_creates_get_distinct_resource_versions(kupe: Kupe) -> None:
+    acme = await kupe.tenant(plan="enterprise")
+    responses = await asyncio.gather(
+        *(kupe.create_cluster(acme, f"c{i:02d}") for i in range(RACERS))
+    )
+    assert {r.status_code for r in responses} == {201}
+    versions = [int(r.json()["resourceVersion"]) for r in responses]
+    assert len(set(versions)) == RACERS
+
+
+# -- reconcilers ----------------------------------------------------------------------------
+
+
+def replica(kupe: Kupe, actor: str, workers: int = 32) -> tuple[Reconciler, SimulatedProvider]:
+    """Another reconciler on the same database and the same simulated cloud, as a second
+    process would have, with its own provider instance (named `actor` in the cloud's ledger)."""
+    runtime = kupe.runtime
+    settings = runtime.settings.model_copy(update={"reconcile_workers": workers})
+    provider = SimulatedProvider(
+        settings.effective_sim_state_file,
+        clock=kupe.clock,
+        metrics=Metrics(),
+        cluster_domain=settings.cluster_domain,
+        timings=SimulatedTimings(provision_seconds=settings.sim_provision_seconds),
+        actor=actor,
+    )
+    controller = ClusterController(provider, kupe.clock, settings)
+    return Reconciler(runtime.db, controller, kupe.clock, provider.metrics, settings), provider
+
+
+def record_handled(reconciler: Reconciler, into: list[tuple[str, str]], who: str) -> None:
+    original = reconciler.controller.reconcile
+
+    async def reconcile(item: WorkItem, *args: object) -> Outcome:
+        into.append((who, item.id))
+        await asyncio.sleep(0)  # let the other replica run meanwhile
+        return await original(item, *args)  # type: ignore[arg-type]
+
+    reconciler.controller.reconcile = reconcile  # type: ignore[method-assign]
+
+
+async def test_replicas_claim_disjoint_work_and_create_each_cluster_once(kupe: Kupe) -> None:
+    acme = await kupe.tenant(plan="enterprise")
+    names = [f"c{i:02d}" for i in range(40)]
+    for name in names:
+        assert (await kupe.create_cluster(acme, name)).status_code == 201
+    first, first_cloud = replica(kupe, "replica-a", workers=8)  # small batches: many rounds
+    second, second_cloud = replica(kupe, "replica-b", workers=8)
+    handled: list[tuple[str, str]] = []
+    record_handled(first, handled, "a")
+    record_handled(second, handled, "b")
+
+    async def round_() -> None:
+        handled.clear()
+        await asyncio.gather(first.drain(max_rounds=1), second.drain(max_rounds=1))
+        ids = [cluster_id for _, cluster_id in handled]
+        assert len(ids) == len(set(ids)), "a cluster was claimed by both replicas at once"
+
+    for _ in range(10):
+        await round_()
+    for _ in range(12):
+        kupe.clock.advance(1)
+        await round_()
+    assert [await kupe.phase(acme, name) for name in names] == ["Running"] * len(names)
+    creates = Counter(
+        e.cluster_id for e in read_ledger(first_cloud.state_file) if e.operation == "create"
+    )
+    assert len(creates) == len(names)
+    assert set(creates.values()) == {1}
+    first_cloud.close()
+    second_cloud.close()
+
+
+async def test_heartbeat_keeps_a_lease_and_an_expired_one_is_taken_over(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+    await kupe.create_cluster(acme, "web")
+    lease = kupe.runtime.settings.lease_seconds
+    holder, holder_cloud = replica(kupe, "holder")
+    taker, taker_cloud = replica(kupe, "taker")
+
+    [item] = await holder._claim(10)
+    for _ in range(3):  # well past the original lease, but extended every 0.6 of it
+        kupe.clock.advance(lease * 0.6)
+        assert await holder.heartbeat() == {item.key}
+        assert await taker.drain() == 0
+        holder._check_lease(item.key)  # still surely ours
+
+    kupe.clock.advance(lease + 1)  # the holder stopped beating (stuck, or cut off)
+    assert await taker.drain() == 1
+    assert await kupe.phase(acme, "web") == "Provisioning"
+    assert await holder.heartbeat() == set()  # it learns it lost the claim ...
+    with pytest.raises(LeaseLost):
+        holder._check_lease(item.key)  # ... and its worker stops before touching anything
+    holder_cloud.close()
+    taker_cloud.close()
+
+
+async def test_a_worker_that_lost_its_lease_writes_nothing(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+    await kupe.create_cluster(acme, "web")
+    stale, stale_cloud = replica(kupe, "stale")
+    fresh, fresh_cloud = replica(kupe, "fresh")
+    [item] = await stale._claim(10)
+
+    kupe.clock.advance(kupe.runtime.settings.lease_seconds + 1)
+    assert await fresh.drain() == 1  # took over, created it in the cloud, recorded the outcome
+    before = await cluster_row(kupe, "web")
+
+    # The stale worker now gets to run: it must neither touch the cloud nor the database.
+    await stale._handle(item)
+    async with kupe.runtime.db.write() as session:
+        result = await ReconcileRepository(session).finish(
+            item,
+            owner=item.lease,
+            values={"phase": "Failed"},
+            next_at=kupe.clock.now(),
+            now=kupe.clock.now(),
+        )
+    assert result is FinishResult.LOST_LEASE
+    after = await cluster_row(kupe, "web")
+    assert (after.resource_version, after.phase) == (before.resource_version, "Provisioning")
+    actors = {e.actor for e in read_ledger(stale_cloud.state_file)}
+    assert actors == {"fresh"}
+    lost = stale.metrics.registry.get_sample_value(
+        "kupe_reconciler_reconciles_total", {"outcome": "lost_lease"}
+    )
+    assert lost == 1
+    stale_cloud.close()
+    fresh_cloud.close()
+
+
+async def test_a_process_reclaiming_its_own_expired_claim_gets_a_new_lease(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Leases are per claim, not per process: an old task of this very process cannot write
+    over the result of its newer claim of the same cluster."""
+    settings = test_settings(tmp_path, database_url)
+    async with running_kupe(settings, FakeClock()) as kupe:
+        acme = await kupe.tenant()
+        await kupe.create_cluster(acme, "web")
+        reconciler = kupe.runtime.reconciler
+        [old] = await reconciler._claim(10)
+        kupe.clock.advance(settings.lease_seconds + 1)
+        [new] = await reconciler._claim(10)
+        assert old.id == new.id
+        assert old.lease != new.lease
+        async with kupe.runtime.db.write() as session:
+            stale = await ReconcileRepository(session).finish(
+                old, owner=old.lease, values={}, next_at=kupe.clock.now(), now=kupe.clock.now()
+            )
+        assert stale is FinishResult.LOST_LEASE
+        async with kupe.runtime.db.write() as session:
+            current = await ReconcileRepository(session).finish(
+                new, owner=new.lease, values={}, next_at=kupe.clock.now(), now=kupe.clock.now()
+            )
+        assert current is FinishResult.APPLIED
+
+
+async def test_leases_expire_by_the_clock_and_wait_until_then(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+    await kupe.create_cluster(acme, "web")
+    async with kupe.runtime.db.write() as session:
+        await ReconcileRepository(session).claim(
+            now=kupe.clock.now(),
+            owner="elsewhere:1",
+            lease_until=kupe.clock.now() + timedelta(seconds=10),
+            limit=1,
+        )
+    assert await kupe.step(9) == 0
+    assert await kupe.step(2) == 1
