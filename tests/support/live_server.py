@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.support.server_process import clean_environ as server_environ
+from tests.support.server_process import process_group
 
 KUPE_BIN = Path(sys.executable).parent / "kupe"
 KUBECTL_BIN = Path(sys.executable).parent / "kubectl"
@@ -22,20 +20,13 @@ FAST = {
     "KUPE_SIM_UPGRADE_SECONDS": "1",
     "KUPE_SIM_DELETE_SECONDS": "1",
     "KUPE_RECONCILE_POLL_SECONDS": "0.2",
-    "KUPE_LOG_FORMAT": "json",
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def clean_environ(**extra: str | None) -> dict[str, str]:
-    """os.environ without any KUPE_* or kubeconfig setting of the person running the tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUPE_") and k != "KUBECONFIG"}
+    """os.environ without any KUPE_* or kubeconfig setting of the person running the tests;
+    `None` removes a variable."""
+    env = {k: v for k, v in server_environ({}).items() if k != "KUBECONFIG"}
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)
@@ -73,41 +64,7 @@ class LiveKupe:
 @contextlib.contextmanager
 def live_kupe(workdir: Path, settings: Mapping[str, str] | None = None) -> Iterator[LiveKupe]:
     """Start `kupe serve`, wait until it is ready, yield it, and always stop it."""
-    port = free_port()
-    data_dir = workdir / "data"
-    log_file = workdir / "server.log"
-    env = clean_environ(
-        KUPE_HOST="127.0.0.1",
-        KUPE_PORT=str(port),
-        KUPE_DATA_DIR=str(data_dir),
-        **FAST,
-        **dict(settings or {}),
-    )
-    url = f"http://127.0.0.1:{port}"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [str(KUPE_BIN), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_ready(process, url, data_dir / "bootstrap-api-key", log_file)
-            key = (data_dir / "bootstrap-api-key").read_text().strip()
-            yield LiveKupe(url, key, "default", data_dir, log_file)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, key_file: Path, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"kupe serve exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and key_file.exists():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"kupe serve did not become ready:\n{log.read_text()}")
+    with process_group(workdir, {**FAST, **dict(settings or {})}) as group:
+        server = group.serve().wait_ready()
+        yield LiveKupe(server.url, group.api_key(), "default", group.data_dir, server.log_file)
+        server.stop()
