@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import re
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+# NUL cannot be stored in PostgreSQL text and lone surrogates cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _has_unstorable_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_unstorable_text(item) for item in value)
+    return False
 
 
 class WireModel(BaseModel):
@@ -14,6 +29,16 @@ class WireModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        # Requests only (they forbid unknown fields); responses are trusted data.
+        if cls.model_config.get("extra") == "forbid" and _has_unstorable_text(data):
+            raise PydanticCustomError(
+                "kupe_invalid", "text must not contain NUL characters or unpaired surrogates"
+            )
+        return data
 
 
 class ResponseModel(WireModel):

@@ -1,0 +1,161 @@
+"""Secrets never leak: after a full lifecycle with debug logging, no raw API key or bearer token
+appears in any log line, any error body, or any column of any table; and error bodies never
+carry tracebacks, SQL or file paths."""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.support.harness import Kupe, running_kupe, test_settings
+from tests.support.logs import captured_logs
+
+INTERNALS = re.compile(
+    r"Traceback|File \"|\.py\b|/work/|/tmp/|site-packages|sqlalchemy|asyncpg|aiosqlite|"
+    r"\bSELECT\b|\bINSERT\b|\bUPDATE\b.*\bSET\b|\bFROM\b\s+\w+\s+WHERE",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture
+def debug_log(tmp_path: Path) -> Iterator[io.StringIO]:
+    with captured_logs(tmp_path) as stream:
+        yield stream
+
+
+class Recorder:
+    """Every request and response of the lifecycle, for the searches at the end."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
+
+    async def __call__(self, response: httpx.Response) -> None:
+        await response.aread()
+        self.exchanges.append((response.request, response))
+
+
+async def _lifecycle(kupe: Kupe, stray_tokens: list[str]) -> list[str]:
+    """Drive a tenant through everything; returns every raw key it was handed."""
+    acme = await kupe.tenant("acme", plan="business")
+    raw_keys = [acme.key]
+    h = acme.headers
+
+    created = await kupe.client.post(
+        acme.url("/apikeys"), json={"displayName": "ci", "role": "admin"}, headers=h
+    )
+    assert created.status_code == 201, created.text
+    ci_key, ci_id = created.json()["key"], created.json()["id"]
+    readonly = await kupe.client.post(
+        acme.url("/apikeys"), json={"displayName": "ro", "role": "readonly"}, headers=h
+    )
+    ro_key = readonly.json()["key"]
+    raw_keys += [ci_key, ro_key]
+    ci = {"Authorization": f"Bearer {ci_key}"}
+    ro = {"Authorization": f"Bearer {ro_key}"}
+
+    assert (await kupe.create_cluster(acme, "web")).status_code == 201
+    assert (
+        await kupe.client.post(acme.url("/clusters"), json={"x": 1}, headers=ci)
+    ).is_client_error
+    await kupe.run_for(15)
+    patched = await kupe.client.patch(
+        acme.url("/clusters/web"), json={"alerts": {"cpu": "80%"}}, headers=ci
+    )
+    assert patched.status_code == 200, patched.text
+    await kupe.client.get(acme.url("/clusters/web/kubeconfig"), headers=ro)
+    await kupe.client.get(acme.url("/clusters/web/kubeconfig?format=kubeconfig"), headers=ro)
+    assert (await kupe.client.delete(acme.url("/clusters/web"), headers=ro)).status_code == 403
+    await kupe.client.post(
+        acme.url("/members"), json={"email": "dev@acme.example.com", "role": "readonly"}, headers=h
+    )
+    await kupe.client.patch(acme.url(), json={"plan": "pro"}, headers=ci)
+
+    # Credentials that must be refused without being repeated anywhere.
+    for token in stray_tokens:
+        refused = await kupe.client.get(
+            acme.url("/clusters"), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 401, refused.text
+    await kupe.client.get(acme.url("/clusters"), headers={"Authorization": ci_key})  # no scheme
+    await kupe.client.get(acme.url("/clusters"), headers={"Authorization": f"Basic {ci_key}"})
+
+    assert (await kupe.client.delete(acme.url(f"/apikeys/{ci_id}"), headers=h)).status_code == 204
+    revoked = await kupe.client.get(acme.url("/clusters"), headers=ci)
+    assert revoked.status_code == 401
+    assert (await kupe.client.delete(acme.url("/clusters/web"), headers=h)).status_code == 204
+    await kupe.run_for(10)
+    assert await kupe.phase(acme, "web") == "<gone>"
+    return raw_keys
+
+
+async def _dump_database(kupe: Kupe) -> list[str]:
+    """Every value of every column of every table, as text."""
+
+    def reflect(connection: sa.Connection) -> sa.MetaData:
+        metadata = sa.MetaData()
+        metadata.reflect(connection)
+        return metadata
+
+    values: list[str] = []
+    async with kupe.runtime.db.engine.connect() as connection:
+        metadata = await connection.run_sync(reflect)
+        assert len(metadata.tables) >= 3, metadata.tables
+        for table in metadata.sorted_tables:
+            result = await connection.execute(sa.select(table))
+            for row in result:
+                values.extend(v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in row)
+    return values
+
+
+def _secret_parts(token: str) -> list[str]:
+    """The token and, for a Kupe key, its secret part on its own."""
+    parts = [token]
+    pieces = token.split("_", 2)
+    if token.startswith("kupe_") and len(pieces) == 3:
+        parts.append(pieces[2])
+    return parts
+
+
+async def test_no_secret_appears_in_logs_errors_or_the_database(
+    tmp_path: Path, database_url: str, debug_log: io.StringIO
+) -> None:
+    stray_tokens = [
+        f"kupe_abcdefgh_{secrets.token_urlsafe(32)}",  # well-formed but unknown
+        f"kupe_{secrets.token_urlsafe(40)}",  # malformed key
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0." + secrets.token_urlsafe(16),  # a JWT
+        secrets.token_hex(24),
+    ]
+    recorder = Recorder()
+    async with running_kupe(test_settings(tmp_path, database_url, log_level="debug")) as kupe:
+        kupe.client.event_hooks["response"].append(recorder)
+        raw_keys = await _lifecycle(kupe, stray_tokens)
+        database = await _dump_database(kupe)
+
+    log_text = debug_log.getvalue()
+    assert '"event": "request"' in log_text, "debug logging was not captured"
+    assert '"level": "debug"' in log_text or log_text.count("\n") > 20
+    errors = [(req, res) for req, res in recorder.exchanges if res.status_code >= 400]
+    assert len(errors) >= 6
+    error_text = "\n".join(res.text for _req, res in errors)
+    database_text = "\n".join(database)
+    assert len(database) > 50
+    # The searches look in the right places: the key ids are stored and the requests logged.
+    assert raw_keys[1].split("_")[1] in database_text
+    assert "/api/v1/tenants/acme/apikeys" in log_text
+    needles = [part for token in raw_keys + stray_tokens for part in _secret_parts(token)]
+    for needle in needles:
+        assert needle not in log_text, "a credential reached the logs"
+        assert needle not in error_text, "a credential reached an error body"
+        assert needle not in database_text, "a credential reached the database"
+    for request, response in errors:
+        body = response.json()
+        assert set(body) <= {"error", "code", "field"}, body
+        leaked = INTERNALS.search(response.text)
+        assert leaked is None, f"{request.method} {request.url}: {response.text}"
