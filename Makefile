@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test serve test lint format bench clean
+.PHONY: install install-test serve test lint format bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) scripts/bootstrap_venv.py $(VENV)
@@ -41,6 +41,10 @@ test: lint
 
 bench: install-test
 	$(BIN)/python bench/run.py
+
+# Mixed workload against a real server; SOAK_ARGS="--minutes 2 --db postgresql" to vary.
+soak: install-test
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .kupe .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,23 +26,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.postgres import postgres_server  # noqa: E402
-from tests.support.server_process import free_port, process_group, wait_for  # noqa: E402
+from tests.support.server_process import (  # noqa: E402
+    KupeProcess,
+    free_port,
+    process_group,
+    wait_for,
+)
 
 from kupe.core.clock import SystemClock  # noqa: E402
 from kupe.server.db.engine import Database  # noqa: E402
 from kupe.server.db.models import Cluster, Tenant  # noqa: E402
+from kupe.server.metrics import Metrics  # noqa: E402
 from kupe.server.providers.pki import issue_cluster_pki  # noqa: E402
+from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings  # noqa: E402
 from kupe.server.services.plan import PlanCatalogue  # noqa: E402
 from kupe.server.services.tenant import TenantService  # noqa: E402
 
 BENCH_TENANT = "bench"
 TARGET = "c00042"
+# Seeded rows get resourceVersions from here up; the server's own counter stays far below.
+SEEDED_VERSIONS = 10**9
 
 
 @dataclass
@@ -92,6 +102,16 @@ def median(loads: list[Load]) -> Load:
     )
 
 
+# The conditions of a settled Running cluster exactly as the controller writes them, so a resync
+# that finds the infrastructure as recorded changes nothing.
+_SETTLED = (
+    ("Provisioned", "Provisioned", "Infrastructure is provisioned"),
+    ("Ready", "Running", "The API server is serving"),
+    ("UpToDate", "UpToDate", "Generation 1 is applied"),
+)
+CLUSTER_DOMAIN = "kupe.localhost"
+
+
 def _cluster_row(tenant_id: str, name: str, ca: str, now: datetime, rng: random.Random) -> dict:  # type: ignore[type-arg]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -109,16 +129,22 @@ def _cluster_row(tenant_id: str, name: str, ca: str, now: datetime, rng: random.
         "storage_bytes": 20 * 2**30,
         "alerts": None,
         "generation": 1,
-        "resource_version": rng.randrange(1, 10**9),
+        "resource_version": rng.randrange(SEEDED_VERSIONS, 2 * SEEDED_VERSIONS),
         "created_at": now,
         "phase": "Running",
         "observed_generation": 1,
         "kubernetes_version": "v1.32.5",
-        "endpoint": f"https://{name}.{tenant_id[:8]}.kupe.localhost",
+        "endpoint": f"https://{name}.{tenant_id[:8]}.{CLUSTER_DOMAIN}",
         "ca_certificate": ca,
         "conditions": [
-            {"type": t, "status": "True", "reason": t, "message": "ok", "lastTransitionTime": stamp}
-            for t in ("Ready", "Provisioned", "UpToDate")
+            {
+                "type": t,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": stamp,
+            }
+            for t, reason, message in _SETTLED
         ],
         "metrics": {},
         # Settled clusters come due for their periodic resync spread over the resync window.
@@ -127,8 +153,51 @@ def _cluster_row(tenant_id: str, name: str, ca: str, now: datetime, rng: random.
     }
 
 
-async def seed(url: str, *, tenants: int, clusters_per_tenant: int, fresh: bool) -> str | None:
-    """Bulk-load tenants and Running clusters straight into the database (not via the API)."""
+def seed_cloud(cloud: Path, rows: list[dict], tenant: str) -> None:  # type: ignore[type-arg]
+    """Give seeded clusters their infrastructure in the simulated cloud (the provider's own
+    SQLite file), ready and matching their spec, as if the provider had built them: a resync
+    then observes them as they are instead of building them again."""
+    SimulatedProvider(
+        cloud,
+        clock=SystemClock(),
+        metrics=Metrics(),
+        cluster_domain=CLUSTER_DOMAIN,
+        timings=SimulatedTimings(),
+    ).close()  # creates the cloud's schema
+    conn = sqlite3.connect(cloud, timeout=30)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO infra (id, tenant, name, type, version, endpoint, ca_certificate, "
+                "serving_certificate, cpu_millis, memory_bytes, storage_bytes, ready_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        r["id"],
+                        tenant,
+                        r["name"],
+                        r["type"],
+                        r["version"],
+                        r["endpoint"],
+                        r["ca_certificate"],
+                        r["ca_certificate"],
+                        r["cpu_millis"],
+                        r["memory_bytes"],
+                        r["storage_bytes"],
+                        0.0,
+                    )
+                    for r in rows
+                ],
+            )
+    finally:
+        conn.close()
+
+
+async def seed(
+    url: str, cloud: Path, *, tenants: int, clusters_per_tenant: int, fresh: bool
+) -> str | None:
+    """Bulk-load tenants and Running clusters straight into the database (not via the API),
+    and their infrastructure into the simulated cloud at `cloud`."""
     db = Database(url, pool_size=2)
     rng = random.Random(1)
     now = datetime.now(UTC)
@@ -148,23 +217,25 @@ async def seed(url: str, *, tenants: int, clusters_per_tenant: int, fresh: bool)
                 )
                 rows = [_cluster_row(tenant.id, f"c{i:05d}", ca, now, rng) for i in range(100)]
                 await session.execute(insert(Cluster), rows)
+            seed_cloud(cloud, rows, BENCH_TENANT)
             key = issued.raw
         for t in range(tenants):
             async with db.write() as session:
                 tenant_id = uuid.uuid4().hex
+                tenant_name = f"t{t:04d}-{rng.randrange(10**6)}"
                 await session.execute(
                     insert(Tenant),
                     [
                         {
                             "id": tenant_id,
-                            "name": f"t{t:04d}-{rng.randrange(10**6)}",
+                            "name": tenant_name,
                             "display_name": "Filler",
                             "contact_email": "filler@example.com",
                             "plan": "enterprise",
                             "enforce_metrics_limit": False,
                             "enforce_log_limit": False,
                             "phase": "Active",
-                            "resource_version": rng.randrange(1, 10**9),
+                            "resource_version": rng.randrange(SEEDED_VERSIONS, 2 * SEEDED_VERSIONS),
                             "created_at": now,
                         }
                     ],
@@ -174,6 +245,7 @@ async def seed(url: str, *, tenants: int, clusters_per_tenant: int, fresh: bool)
                     for i in range(clusters_per_tenant)
                 ]
                 await session.execute(insert(Cluster), rows)
+            seed_cloud(cloud, rows, tenant_name)
     finally:
         await db.dispose()
     return key
@@ -226,11 +298,12 @@ def measure(base: str, key: str, seconds: int, rounds: int, bare: str | None) ->
 
 def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None:
     print(f"\n== {db_kind} ==", flush=True)
-    key = asyncio.run(seed(url, tenants=0, clusters_per_tenant=0, fresh=True))
-    assert key is not None
     env = {"KUPE_DATABASE_URL": url, "KUPE_RESYNC_SECONDS": "300", "KUPE_LOG_LEVEL": "info"}
     with process_group(workdir / db_kind, env) as group:
         group.workdir.mkdir(parents=True, exist_ok=True)
+        # The server's simulated cloud (KUPE_SIM_STATE_FILE) gets the seeded clusters too.
+        key = asyncio.run(seed(url, group.cloud, tenants=0, clusters_per_tenant=0, fresh=True))
+        assert key is not None
         server = group.serve().wait_ready()
         one = f"{server.url}/api/v1/tenants/{BENCH_TENANT}/clusters/{TARGET}"
         response = httpx.get(one, headers={"Authorization": f"Bearer {key}"}, timeout=10)
@@ -241,7 +314,13 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
 
         started = time.monotonic()
         asyncio.run(
-            seed(url, tenants=args.tenants, clusters_per_tenant=args.per_tenant, fresh=False)
+            seed(
+                url,
+                group.cloud,
+                tenants=args.tenants,
+                clusters_per_tenant=args.per_tenant,
+                fresh=False,
+            )
         )
         seeded = args.tenants * args.per_tenant + 100
         print(f"seeded {seeded} clusters in {time.monotonic() - started:.1f} s", flush=True)
@@ -250,9 +329,14 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
         big_rss = rss_mb(server.pid)
 
         time.sleep(5)  # let the post-start burst settle, then watch an idle server
+        reconciles, creates = _reconciles(server), server.provider_operations("create")
         before, t0 = cpu_seconds(server.pid), time.monotonic()
         time.sleep(args.idle_seconds)
         idle = (cpu_seconds(server.pid) - before) / (time.monotonic() - t0)
+        idle_window = time.monotonic() - t0
+        reconciles = _reconciles(server) - reconciles
+        creates = server.provider_operations("create") - creates
+        bumped = asyncio.run(_versions_moved(url))
 
     get, base = small["get"], small["bare"]
     print(f"GET one cluster      {get}")
@@ -275,6 +359,26 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
         print(f"{label:20} {big[name]}  slowdown x{ratio:.2f} (target <= 1.2)")
     print(f"server RSS {big_rss:.0f} MB (target <= 300)")
     print(f"idle CPU {idle * 100:.1f} % of one core over {args.idle_seconds} s (target < 5 %)")
+    print(
+        f"  resyncs {reconciles / idle_window:.0f}/s (CPU per resync "
+        f"{idle * idle_window / max(reconciles, 1) * 1e6:.0f} us), provider creates "
+        f"{creates:.0f}, clusters whose resourceVersion a resync moved {bumped}"
+    )
+
+
+def _reconciles(server: KupeProcess) -> float:
+    return server.metric("kupe_reconciler_reconciles_total")
+
+
+async def _versions_moved(url: str) -> int:
+    """Clusters the server rewrote since seeding (seeded versions start at SEEDED_VERSIONS)."""
+    db = Database(url, pool_size=1)
+    try:
+        async with db.read() as session:
+            stmt = select(func.count()).where(Cluster.resource_version < SEEDED_VERSIONS)
+            return int(await session.scalar(stmt) or 0)
+    finally:
+        await db.dispose()
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ async def test_an_unexpected_error_is_a_clean_500_with_request_id(kupe: Kupe) ->
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals: SELECT * FROM api_keys")
 
-    kupe.runtime.clusters.list = broken  # type: ignore[method-assign]
+    kupe.runtime.clusters.list_json = broken  # type: ignore[method-assign]
     response = await kupe.client.get(
         acme.url("/clusters"), headers={**acme.headers, "X-Request-Id": "r-1"}
     )

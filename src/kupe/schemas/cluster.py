@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator
 from pydantic_core import PydanticCustomError
 
 from kupe.core.names import name_problem
@@ -20,6 +20,18 @@ ClusterPhase = Literal[
 ]
 ALERTS_MAX_BYTES = 64 * 1024
 ALERTS_MAX_DEPTH = 32
+# Documentation only (the validators below give the friendlier messages): lets clients and
+# schema-driven tools know what a valid value looks like.
+NAME_SCHEMA: dict[str, JsonValue] = {
+    "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    "minLength": 2,
+    "maxLength": 63,
+}
+CPU_SCHEMA: dict[str, JsonValue] = {"pattern": "^[0-9]+(\\.[0-9]+)?m?$"}
+BYTES_SCHEMA: dict[str, JsonValue] = {
+    "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)$"
+}
+VERSION_SCHEMA: dict[str, JsonValue] = {"pattern": "^[0-9]+\\.[0-9]+$"}
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -58,9 +70,21 @@ def check_alerts(value: dict[str, Any] | None) -> dict[str, Any] | None:
 class ResourcesInput(WireModel):
     """Requested resources; a field left out takes the plan's default (create) or stays (PATCH)."""
 
-    cpu: str | None = Field(None, examples=["4"], description="Cores: 4, 1.5 or 500m.")
-    memory: str | None = Field(None, examples=["16Gi"], description="With a unit, e.g. 16Gi.")
-    storage: str | None = Field(None, examples=["100Gi"], description="With a unit, e.g. 100Gi.")
+    cpu: str | None = Field(
+        None, examples=["4"], description="Cores: 4, 1.5 or 500m.", json_schema_extra=CPU_SCHEMA
+    )
+    memory: str | None = Field(
+        None,
+        examples=["16Gi"],
+        description="With a unit, e.g. 16Gi.",
+        json_schema_extra=BYTES_SCHEMA,
+    )
+    storage: str | None = Field(
+        None,
+        examples=["100Gi"],
+        description="With a unit, e.g. 100Gi.",
+        json_schema_extra=BYTES_SCHEMA,
+    )
 
     @field_validator("cpu")
     @classmethod
@@ -81,10 +105,16 @@ class ResourcesInput(WireModel):
 class ClusterCreate(WireModel):
     """Body of POST /clusters."""
 
-    name: str = Field(description="DNS label, 2-63 characters; immutable.")
+    name: str = Field(
+        description="DNS label, 2-63 characters; immutable.", json_schema_extra=NAME_SCHEMA
+    )
     display_name: str = Field(min_length=1, max_length=200, description="Immutable.")
     type: ClusterType = Field(description="Immutable.")
-    version: str | None = Field(None, description="Kubernetes minor; default the newest.")
+    version: str | None = Field(
+        None,
+        description="Kubernetes minor; default the newest.",
+        json_schema_extra=VERSION_SCHEMA,
+    )
     resources: ResourcesInput | None = None
     alerts: dict[str, Any] | None = Field(None, description="Free-form, at most 64 KiB.")
 

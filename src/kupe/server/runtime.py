@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock, SystemClock
+from kupe.core.errors import AlreadyExists
 from kupe.server.db.engine import Database, head_revision
+from kupe.server.db.repository import ClusterVersion
 from kupe.server.metrics import Metrics
 from kupe.server.providers.base import Provider
 from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings
@@ -130,8 +132,10 @@ class Runtime:
             close()
 
     def wake(self) -> None:
-        """Hint the reconciler after a commit that recorded new desired state."""
+        """Hint the reconcilers after a commit that recorded new desired state: this process's
+        directly, other replicas' through the database (PostgreSQL NOTIFY)."""
         self.reconciler.wake()
+        self.db.announce_work()
 
     @asynccontextmanager
     async def reading(
@@ -143,6 +147,23 @@ class Runtime:
             async with self.db.read() as session:
                 principal = await self.auth.authenticate(session, authorization, tenant)
                 yield session, principal
+        finally:
+            if principal is not None:
+                await self._record_use(principal)
+
+    @asynccontextmanager
+    async def reading_cluster(
+        self, authorization: str | None, tenant: str, cluster: str
+    ) -> AsyncIterator[tuple[AsyncSession, Principal, ClusterVersion | None]]:
+        """`reading`, plus the version of the tenant's cluster `cluster` (None when there is
+        none), found in the same round trip as the caller's credentials."""
+        principal: Principal | None = None
+        try:
+            async with self.db.read() as session:
+                principal, version = await self.auth.authenticate_for_cluster(
+                    session, authorization, tenant, cluster
+                )
+                yield session, principal, version
         finally:
             if principal is not None:
                 await self._record_use(principal)
@@ -162,8 +183,6 @@ class Runtime:
                     session, authorization, tenant, for_update=True
                 )
                 yield session, principal
-                # Delivered to every replica's reconciler on commit (PostgreSQL NOTIFY).
-                await self.db.announce_work(session)
         finally:
             if principal is not None:
                 await self._record_use(principal)
@@ -195,7 +214,8 @@ class Runtime:
                     contact_email=BOOTSTRAP_EMAIL,
                     plan=self.settings.bootstrap_plan,
                 )
-        except IntegrityError:
+        except (IntegrityError, AlreadyExists):
+            # Another replica starting at the same moment bootstrapped it first.
             return None
         key_file = self.settings.data_dir / "bootstrap-api-key"
         key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -42,10 +42,9 @@ async def list_clusters(
     ] = None,
 ) -> Response:
     async with runtime.reading(authorization, tenant) as (session, principal):
-        rows, token = await runtime.clusters.list(
+        page = await runtime.clusters.list_json(
             session, principal, limit=limit, continue_token=continue_
         )
-        page = ItemList[Cluster](items=[cluster_view(row) for row in rows], continue_=token)
     return json_response(page)
 
 
@@ -107,12 +106,12 @@ async def get_cluster(
     authorization: AuthorizationDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        row = await runtime.clusters.get(session, principal, name)
-        if none_match(if_none_match, row.resource_version):
-            return not_modified(row.resource_version)
-        view = cluster_view(row)
-    return json_response(view, resource_version=row.resource_version)
+    async with runtime.reading_cluster(authorization, tenant, name) as (session, principal, found):
+        version = runtime.clusters.require(found, name)
+        if none_match(if_none_match, version.resource_version):
+            return not_modified(version.resource_version)
+        resource_version, body = await runtime.clusters.get_json(session, principal, version)
+    return json_response(body, resource_version=resource_version)
 
 
 @router.patch(
@@ -165,7 +164,11 @@ async def delete_cluster(
         200: {
             "content": {
                 "application/yaml": {
-                    "schema": {"type": "string", "description": "A kubeconfig document"}
+                    "schema": {
+                        "type": "object",
+                        "description": "A kubeconfig document (YAML)",
+                        "required": ["apiVersion", "kind", "clusters", "contexts", "users"],
+                    }
                 }
             }
         },

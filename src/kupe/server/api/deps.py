@@ -13,12 +13,14 @@ from kupe.server.runtime import Runtime
 bearer = HTTPBearer(auto_error=False, description="A Kupe API key (kupe_...)")
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, a thread hop
+# on every request for a line of work.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_authorization(
+async def get_authorization(
     request: Request,
     _doc: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: replicas starting together serialise their migrations on it.
 MIGRATION_LOCK_KEY = 0x4B555045
 WRITE_OPTION = "kupe_write"
+SQLITE_BUSY_SECONDS = 30
 # NOTIFY channel on which committed writes tell every replica's reconciler to look for work.
 WAKE_CHANNEL = "kupe_reconcile"
 
@@ -56,7 +60,7 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 20,
+        pool_size: int = 30,
         timeout: float = 10.0,
         echo: bool = False,
     ) -> None:
@@ -68,20 +72,25 @@ class Database:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             # The busy timeout is about waiting for the one writer, not about outages.
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
             kwargs.update(pool_size=pool_size, max_overflow=10, pool_timeout=30)
         elif self.dialect == "postgresql":
-            # Bounded waits: connecting, every statement, and checking out of the pool.
-            # pre_ping retires connections that died while the server was away, so the first
-            # requests after it returns do not fail on them.
+            # Bounded waits: connecting, every statement, and checking out of the pool. No
+            # pre-ping (three round trips per checkout): a connection that died while the
+            # server was away fails its request with 503 once, and that first disconnect
+            # invalidates every older pooled connection, so the rest reconnect.
             kwargs["connect_args"] = {"timeout": timeout, "command_timeout": timeout}
-            kwargs.update(
-                pool_size=pool_size, max_overflow=10, pool_timeout=timeout, pool_pre_ping=True
-            )
+            kwargs.update(pool_size=pool_size, max_overflow=20, pool_timeout=timeout)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._announcer: asyncio.Task[None] | None = None
+        self._announce_again = False
+        self._writers: _WriterQueue | None = None
+        if self.dialect == "sqlite":
+            file = self.url.database if self.url.database not in (None, "", ":memory:") else None
+            self._writers = _WriterQueue(Path(file) if file else None)
 
     @property
     def has_notify(self) -> bool:
@@ -98,10 +107,19 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: committed when the block ends normally, rolled back otherwise."""
         async with (
+            self._one_writer(),
             AsyncSession(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
             yield session
+
+    @asynccontextmanager
+    async def _one_writer(self) -> AsyncIterator[None]:
+        if self._writers is None:
+            yield
+            return
+        async with self._writers.turn(SQLITE_BUSY_SECONDS):
+            yield
 
     async def next_resource_version(self, session: AsyncSession) -> int:
         """Take the next value of the installation-wide resourceVersion counter."""
@@ -114,11 +132,32 @@ class Database:
         assert value is not None
         return int(value)
 
-    async def announce_work(self, session: AsyncSession) -> None:
-        """Tell every replica's reconciler to look for due work once this transaction commits
-        (PostgreSQL delivers NOTIFY only on commit, and never for a rolled-back one)."""
-        if self.has_notify:
-            await session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+    def announce_work(self) -> None:
+        """After a commit: tell every replica's reconciler to look for due work.
+
+        Sent from a background task on a connection of its own, so it adds nothing to the
+        request (or to the locks its transaction held); announcements made while one is on
+        its way are coalesced into the next. If it is lost (the process dies first, the
+        database is away), the reconcilers' polling finds the work a little later.
+        """
+        if not self.has_notify:
+            return
+        self._announce_again = True
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.get_running_loop().create_task(
+                self._announce(), name="kupe-announce-work"
+            )
+
+    async def _announce(self) -> None:
+        while self._announce_again:
+            self._announce_again = False
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+                    await conn.commit()
+            except Exception as exc:
+                log.warning("db.announce_failed", error=type(exc).__name__)
+                return
 
     async def listen_for_work(
         self,
@@ -185,10 +224,15 @@ class Database:
         engine = self._migration_engine()
         try:
             async with engine.connect() as conn:
+                # One transaction for the whole run, begun before Alembic looks at the version
+                # table, so a replica starting meanwhile waits, then finds the schema current:
+                # PostgreSQL takes an advisory lock held until commit; on SQLite this begins
+                # with BEGIN IMMEDIATE, the one-writer lock. (Alembic sees a transaction that
+                # is already open and runs every migration inside it.)
                 if self.dialect == "postgresql":
-                    # Held until commit: a replica starting meanwhile waits here, then finds
-                    # the schema current. (On SQLite, BEGIN IMMEDIATE serialises the same way.)
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+                else:
+                    await conn.execute(text("SELECT 1"))
                 await conn.run_sync(_run_alembic, action, revision)
                 await conn.commit()
         finally:
@@ -216,7 +260,80 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._announcer
         await self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
+
+
+class _WriterQueue:
+    """SQLite's one-writer lock, queued for fairly instead of polled for.
+
+    Writers wait in SQLite's busy handler otherwise, which sleeps with growing backoff while
+    the lock sits free: under contention throughput collapses and one process can starve
+    another. So a writer first waits its turn among this process's writers (an asyncio lock),
+    then among processes, for an flock on a file next to the database (waited for in the
+    kernel, in a thread), and only then issues BEGIN IMMEDIATE, which finds the lock free.
+    """
+
+    def __init__(self, database: Path | None) -> None:
+        self._local = asyncio.Lock()
+        self._path = database.with_name(database.name + ".write-lock") if database else None
+        self._fd: int | None = None
+        self._waiter: ThreadPoolExecutor | None = None
+
+    @asynccontextmanager
+    async def turn(self, patience: float) -> AsyncIterator[None]:
+        """Hold the write lock for the block; TimeoutError after `patience` seconds."""
+        async with asyncio.timeout(patience):
+            await self._local.acquire()
+        try:
+            fd = await self._lock_file(patience)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._local.release()
+
+    async def _lock_file(self, patience: float) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._waiter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kupe-sqlite")
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        waiting = asyncio.get_running_loop().run_in_executor(
+            self._waiter, fcntl.flock, fd, fcntl.LOCK_EX
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), patience)
+        except BaseException:
+            # We stop waiting, but the thread may still get the lock later: give it back then.
+            def give_back(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+            waiting.add_done_callback(give_back)
+            raise
+        return fd
+
+    def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.shutdown(wait=False)
+            self._waiter = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _run_alembic(connection: Connection, action: str, revision: str) -> None:
@@ -235,7 +352,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -6,10 +6,41 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.server.db.models import ApiKey, Cluster, IdempotencyRecord, Member, Tenant
+
+# Hot-path statements are built once (bound parameters), not on every request.
+_KEY_WITH_TENANT = (
+    select(ApiKey, Tenant)
+    .outerjoin(Tenant, Tenant.name == bindparam("tenant_name"))
+    .where(ApiKey.id == bindparam("key_id"))
+    .execution_options(populate_existing=True)
+)
+# The key, the named tenant and, only when the key belongs to that tenant, the id and
+# resourceVersion of its live cluster `cluster_name`: a GET's reads in one round trip.
+_KEY_WITH_TENANT_AND_CLUSTER = (
+    select(ApiKey, Tenant, Cluster.id, Cluster.resource_version)
+    .select_from(ApiKey)
+    .outerjoin(Tenant, Tenant.name == bindparam("tenant_name"))
+    .outerjoin(
+        Cluster,
+        and_(
+            Cluster.tenant_id == Tenant.id,
+            Cluster.tenant_id == ApiKey.tenant_id,
+            Cluster.removed_at.is_(None),
+            Cluster.name == bindparam("cluster_name"),
+        ),
+    )
+    .where(ApiKey.id == bindparam("key_id"))
+    .execution_options(populate_existing=True)
+)
+_CLUSTER_VERSION = select(Cluster.id, Cluster.resource_version).where(
+    Cluster.tenant_id == bindparam("tenant_id"),
+    Cluster.removed_at.is_(None),
+    Cluster.name == bindparam("name"),
+)
 
 
 class TenantRepository:
@@ -109,6 +140,32 @@ class ApiKeyRepository:
         stmt = select(ApiKey).where(ApiKey.id == key_id).execution_options(populate_existing=True)
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def by_id_with_tenant(
+        self, key_id: str, tenant_name: str
+    ) -> tuple[ApiKey, Tenant | None] | None:
+        """The key and the tenant named `tenant_name` (None when there is none) in one round
+        trip; None when there is no such key. Read fresh, like `by_id`."""
+        params = {"key_id": key_id, "tenant_name": tenant_name}
+        row = (await self.session.execute(_KEY_WITH_TENANT, params)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def by_id_with_tenant_and_cluster(
+        self, key_id: str, tenant_name: str, cluster_name: str
+    ) -> tuple[ApiKey, Tenant | None, ClusterVersion | None] | None:
+        """`by_id_with_tenant`, plus the version of the tenant's live cluster `cluster_name`
+        when the key belongs to that tenant, in the same round trip."""
+        params = {"key_id": key_id, "tenant_name": tenant_name, "cluster_name": cluster_name}
+        row = (await self.session.execute(_KEY_WITH_TENANT_AND_CLUSTER, params)).one_or_none()
+        if row is None:
+            return None
+        key, tenant, cluster_id, resource_version = row
+        version = (
+            None
+            if cluster_id is None
+            else ClusterVersion(cluster_id, resource_version, cluster_name)
+        )
+        return key, tenant, version
+
     def _active(self, tenant_id: str) -> Select[ApiKey]:
         return select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
 
@@ -164,6 +221,15 @@ class Usage:
     storage_bytes: int
 
 
+@dataclass(frozen=True)
+class ClusterVersion:
+    """Which version of which cluster: a rendered view of it is valid while these match."""
+
+    id: str
+    resource_version: int
+    name: str
+
+
 class ClusterRepository:
     """Clusters of one tenant that the API can see (not yet removed)."""
 
@@ -180,6 +246,33 @@ class ClusterRepository:
         # populate_existing: a re-read after a lost compare-and-swap must see the new row.
         stmt = self._base().where(Cluster.name == name).execution_options(populate_existing=True)
         return (await self.session.scalars(stmt)).one_or_none()
+
+    async def version(self, name: str) -> ClusterVersion | None:
+        """The id and resourceVersion of the live cluster `name`: enough to answer a conditional
+        GET, or to find its rendered view, without loading the row."""
+        params = {"tenant_id": self.tenant_id, "name": name}
+        row = (await self.session.execute(_CLUSTER_VERSION, params)).one_or_none()
+        return None if row is None else ClusterVersion(row[0], row[1], name)
+
+    async def versions(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[ClusterVersion]:
+        """`list` as ids and resourceVersions only (same order, same page)."""
+        stmt = (
+            select(Cluster.id, Cluster.resource_version, Cluster.name)
+            .where(Cluster.tenant_id == self.tenant_id, Cluster.removed_at.is_(None))
+            .order_by(Cluster.name)
+        )
+        if after is not None:
+            stmt = stmt.where(Cluster.name > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [ClusterVersion(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
+
+    async def by_ids(self, ids: list[str]) -> list[Cluster]:
+        """The live clusters among `ids` (any order)."""
+        stmt = self._base().where(Cluster.id.in_(ids)).execution_options(populate_existing=True)
+        return list((await self.session.scalars(stmt)).all())
 
     async def list(self, *, after: str | None = None, limit: int | None = None) -> list[Cluster]:
         stmt = self._base().order_by(Cluster.name)

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -44,6 +45,8 @@ _STATUS_FIELDS = (
 # Errors that mean "the database is away", logged without a traceback.
 _OUTAGE_ERRORS = (DBAPIError, OSError, TimeoutError)
 Claim = tuple[str, str]
+# How long the loop lingers after a wake-up before it claims (see Reconciler._idle).
+COALESCE_SECONDS = 0.02
 
 
 class Reconciler:
@@ -72,6 +75,7 @@ class Reconciler:
         self._main: asyncio.Task[None] | None = None
         self.last_loop_at = clock.now()
         self.listening = False
+        self._next_depth_at = 0.0
 
     # -- control -----------------------------------------------------------------------------
 
@@ -155,7 +159,8 @@ class Reconciler:
                 task.add_done_callback(self._forget_task(item.key))
             if items and len(items) == free:
                 continue  # there may be more due right now
-            if not items and not self._tasks:
+            if not items and not self._tasks and time.monotonic() >= self._next_depth_at:
+                self._next_depth_at = time.monotonic() + 1.0
                 await self._update_queue_depth()
             await self._idle(self.settings.reconcile_poll_seconds)
 
@@ -166,11 +171,16 @@ class Reconciler:
         return forget
 
     async def _idle(self, seconds: float) -> None:
-        """Wait for a wake-up, a finished task, or `seconds`."""
+        """Wait for a wake-up or `seconds` (when every worker is busy, for one to finish),
+        then linger a moment: under load a burst of wake-ups and finished tasks becomes one
+        claim of many clusters rather than many claims of one."""
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-        waiters.extend(self._tasks.values())
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        if len(self._tasks) >= self.settings.reconcile_workers:
+            waiters.extend(self._tasks.values())
+        done, _ = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         waiters[0].cancel()
+        if done:
+            await asyncio.sleep(COALESCE_SECONDS)
         self._wake.clear()
 
     async def _beat(self) -> None:

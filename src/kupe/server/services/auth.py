@@ -20,8 +20,14 @@ from kupe.core.errors import (
     TenantTerminating,
     Unauthorized,
 )
-from kupe.server.db.models import Tenant
-from kupe.server.db.repository import ApiKeyRepository, MemberRepository, TenantRepository
+from kupe.server.db.models import ApiKey, Tenant
+from kupe.server.db.repository import (
+    ApiKeyRepository,
+    ClusterRepository,
+    ClusterVersion,
+    MemberRepository,
+    TenantRepository,
+)
 from kupe.server.services.oidc import OidcVerifier, looks_like_jwt
 
 API_KEY_PATTERN = re.compile(r"\Akupe_([a-z0-9]{8})_([A-Za-z0-9_-]{43,128})\Z")
@@ -91,6 +97,25 @@ class Principal:
             raise AdminRequired()
 
 
+def _bearer(authorization: str | None) -> str:
+    """The token of a `Bearer <token>` header; 401 otherwise."""
+    if not authorization:
+        raise Unauthorized("Missing Authorization header")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token
+
+
+def _key_id(token: str) -> str:
+    """The id of the API key `token` claims to be; 401 when it is not shaped like one."""
+    match = API_KEY_PATTERN.match(token)
+    if match is None:
+        raise Unauthorized("Invalid API key")
+    return f"ak-{match.group(1)}"
+
+
 class AuthService:
     def __init__(self, clock: Clock, oidc: OidcVerifier | None = None) -> None:
         self.clock = clock
@@ -112,28 +137,56 @@ class AuthService:
         another tenant, or the tenant does not exist (no tenant-name probing). With
         `for_update` the tenant row is locked, so a write sees its current plan and phase.
         """
-        if not authorization:
-            raise Unauthorized("Missing Authorization header")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("Authorization must be 'Bearer <token>'")
+        token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
             return await self._member(session, token, tenant_name, for_update)
-        match = API_KEY_PATTERN.match(token)
-        if match is None:
-            raise Unauthorized("Invalid API key")
-        key = await ApiKeyRepository(session).by_id(f"ak-{match.group(1)}")
+        key_id = _key_id(token)
+        keys = ApiKeyRepository(session)
+        # Every request reads the key afresh, so a revocation is effective at once on every
+        # replica. Reads fetch the tenant in the same round trip; writes then lock it.
+        if for_update:
+            key = self._check_key(await keys.by_id(key_id), token)
+            tenant = await TenantRepository(session).by_name(tenant_name, for_update=True)
+        else:
+            found = await keys.by_id_with_tenant(key_id, tenant_name)
+            key = self._check_key(found[0] if found else None, token)
+            tenant = found[1] if found else None
+        return self._key_principal(key, tenant)
+
+    async def authenticate_for_cluster(
+        self, session: AsyncSession, authorization: str | None, tenant_name: str, cluster: str
+    ) -> tuple[Principal, ClusterVersion | None]:
+        """`authenticate` for a read of one cluster, also returning that cluster's version
+        (None when the tenant has no such live cluster); for an API key, one round trip does
+        both. The checks and their order are `authenticate`'s: a caller who may not see the
+        tenant learns nothing about its clusters."""
+        token = _bearer(authorization)
+        if self.oidc is not None and looks_like_jwt(token):
+            principal = await self._member(session, token, tenant_name, False)
+            version = await ClusterRepository(session, principal.tenant_id).version(cluster)
+            return principal, version
+        found = await ApiKeyRepository(session).by_id_with_tenant_and_cluster(
+            _key_id(token), tenant_name, cluster
+        )
+        key = self._check_key(found[0] if found else None, token)
+        assert found is not None
+        return self._key_principal(key, found[1]), found[2]
+
+    def _check_key(self, key: ApiKey | None, token: str) -> ApiKey:
+        """401 unless `key` is the stored form of `token`, not revoked and not expired."""
         if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(token)):
             raise Unauthorized("Invalid API key")
         if key.revoked_at is not None:
             raise Unauthorized("API key has been revoked")
-        now = self.clock.now()
-        if key.expires_at is not None and key.expires_at <= now:
+        if key.expires_at is not None and key.expires_at <= self.clock.now():
             raise Unauthorized("API key has expired")
-        tenant = await TenantRepository(session).by_name(tenant_name, for_update=for_update)
+        return key
+
+    def _key_principal(self, key: ApiKey, tenant: Tenant | None) -> Principal:
+        """403 unless the key belongs to `tenant`."""
         if tenant is None or tenant.id != key.tenant_id:
             raise NotAMember()
+        now = self.clock.now()
         touch_due = key.last_used_at is None or now - key.last_used_at >= TOUCH_INTERVAL
         return Principal(
             tenant=tenant,

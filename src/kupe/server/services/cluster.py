@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +46,7 @@ from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.db.models import IdempotencyRecord
 from kupe.server.db.repository import (
     ClusterRepository,
+    ClusterVersion,
     IdempotencyRepository,
     TenantRepository,
     Usage,
@@ -96,6 +99,44 @@ def render(model: Cluster) -> str:
     return model.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def render_page(items: list[str], continue_token: str | None) -> str:
+    """`ItemList[Cluster]` as JSON from already-rendered items (byte for byte what
+    `ItemList(items=..., continue_=...).model_dump_json(by_alias=True, exclude_none=True)`
+    gives)."""
+    tail = (
+        ""
+        if continue_token is None
+        else f',"continue":{json.dumps(continue_token, ensure_ascii=False)}'
+    )
+    return f'{{"items":[{",".join(items)}]{tail}}}'
+
+
+class RenderedViews:
+    """The wire JSON of cluster rows, by (id, resourceVersion).
+
+    Every change to what a cluster shows moves its resourceVersion (the contract ETags and 304s
+    already rely on), so a rendering found under the row's current version is the rendering of
+    the row: reads look the version up in the database and skip loading and re-validating the
+    row. Bounded; the oldest entries go first."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._views: dict[tuple[str, int], str] = {}
+
+    def get(self, version: ClusterVersion) -> str | None:
+        return self._views.get((version.id, version.resource_version))
+
+    def render(self, row: ClusterRow) -> str:
+        """Render `row` and remember the result."""
+        body = render(cluster_view(row))
+        views = self._views
+        if len(views) >= self.max_entries:
+            for stale in list(itertools.islice(views, max(1, self.max_entries // 10))):
+                del views[stale]
+        views[(row.id, row.resource_version)] = body
+        return body
+
+
 def request_hash(body: ClusterCreate) -> str:
     return hashlib.sha256(body.model_dump_json(by_alias=True).encode()).hexdigest()
 
@@ -105,6 +146,7 @@ class ClusterService:
         self.db = db
         self.plans = plans
         self.clock = clock
+        self.views = RenderedViews()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -124,6 +166,55 @@ class ClusterService:
             rows = rows[:limit]
             return rows, encode_continue(rows[-1].name)
         return rows, None
+
+    async def list_json(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> str:
+        """`list` rendered as the wire `ItemList`, reusing renderings of unchanged clusters."""
+        after = decode_continue(continue_token) if continue_token else None
+        repo = ClusterRepository(session, principal.tenant_id)
+        versions = await repo.versions(after=after, limit=limit + 1 if limit else None)
+        token = None
+        if limit and len(versions) > limit:
+            versions = versions[:limit]
+            token = encode_continue(versions[-1].name)
+        bodies = [self.views.get(version) for version in versions]
+        missing = [v.id for v, body in zip(versions, bodies, strict=True) if body is None]
+        if missing:
+            loaded = {row.id: row for row in await repo.by_ids(missing)}
+            if len(loaded) < len(missing):
+                # A cluster went away between the two reads: answer from one read instead.
+                rows, token = await self.list(
+                    session, principal, limit=limit, continue_token=continue_token
+                )
+                return render_page([self.views.render(row) for row in rows], token)
+            bodies = [
+                body if body is not None else self.views.render(loaded[version.id])
+                for version, body in zip(versions, bodies, strict=True)
+            ]
+        return render_page([body for body in bodies if body is not None], token)
+
+    def require(self, version: ClusterVersion | None, name: str) -> ClusterVersion:
+        """404 when the cluster looked up alongside authentication does not exist."""
+        if version is None:
+            raise NotFound(f"Cluster {name!r} not found")
+        return version
+
+    async def get_json(
+        self, session: AsyncSession, principal: Principal, version: ClusterVersion
+    ) -> tuple[int, str]:
+        """The resourceVersion and wire JSON of the cluster `version` names (its current
+        state, should it have changed since `version` was read)."""
+        body = self.views.get(version)
+        if body is not None:
+            return version.resource_version, body
+        row = await self.get(session, principal, version.name)
+        return row.resource_version, self.views.render(row)
 
     async def get(self, session: AsyncSession, principal: Principal, name: str) -> ClusterRow:
         row = await ClusterRepository(session, principal.tenant_id).get(name)
