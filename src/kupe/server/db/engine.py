@@ -38,6 +38,7 @@ WRITE_OPTION = "kupe_write"
 SQLITE_BUSY_SECONDS = 30
 # NOTIFY channel on which committed writes tell every replica's reconciler to look for work.
 WAKE_CHANNEL = "kupe_reconcile"
+ANNOUNCE_LINGER_SECONDS = 0.01
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -60,7 +61,7 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 30,
+        pool_size: int = 20,
         timeout: float = 10.0,
         echo: bool = False,
     ) -> None:
@@ -80,11 +81,12 @@ class Database:
             # server was away fails its request with 503 once, and that first disconnect
             # invalidates every older pooled connection, so the rest reconnect.
             kwargs["connect_args"] = {"timeout": timeout, "command_timeout": timeout}
-            kwargs.update(pool_size=pool_size, max_overflow=20, pool_timeout=timeout)
+            kwargs.update(pool_size=pool_size, max_overflow=10, pool_timeout=timeout)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._announcer: asyncio.Task[None] | None = None
         self._announce_again = False
         self._writers: _WriterQueue | None = None
@@ -121,6 +123,23 @@ class Database:
         async with self._writers.turn(SQLITE_BUSY_SECONDS):
             yield
 
+    async def next_resource_versions(self, session: AsyncSession, count: int) -> list[int]:
+        """Take `count` values of the counter at once (ascending)."""
+        if count <= 0:
+            return []
+        if self.dialect == "postgresql":
+            rows = await session.scalars(
+                text("SELECT nextval('resource_version_seq') FROM generate_series(1, :n)"),
+                {"n": count},
+            )
+            return sorted(int(value) for value in rows)
+        last = await session.scalar(
+            text("UPDATE resource_version_counter SET value = value + :n RETURNING value"),
+            {"n": count},
+        )
+        assert last is not None
+        return list(range(int(last) - count + 1, int(last) + 1))
+
     async def next_resource_version(self, session: AsyncSession) -> int:
         """Take the next value of the installation-wide resourceVersion counter."""
         if self.dialect == "postgresql":
@@ -149,12 +168,12 @@ class Database:
             )
 
     async def _announce(self) -> None:
+        await asyncio.sleep(ANNOUNCE_LINGER_SECONDS)  # a burst of commits, one announcement
         while self._announce_again:
             self._announce_again = False
             try:
-                async with self.engine.connect() as conn:
+                async with self._autocommit_engine.connect() as conn:
                     await conn.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
-                    await conn.commit()
             except Exception as exc:
                 log.warning("db.announce_failed", error=type(exc).__name__)
                 return
@@ -277,10 +296,11 @@ class _WriterQueue:
     another. So a writer first waits its turn among this process's writers (an asyncio lock),
     then among processes, for an flock on a file next to the database (waited for in the
     kernel, in a thread), and only then issues BEGIN IMMEDIATE, which finds the lock free.
+    Both only put writers in order: SQLite's own lock still guarantees there is one writer.
     """
 
     def __init__(self, database: Path | None) -> None:
-        self._local = asyncio.Lock()
+        self._local = asyncio.Lock()  # FIFO
         self._path = database.with_name(database.name + ".write-lock") if database else None
         self._fd: int | None = None
         self._waiter: ThreadPoolExecutor | None = None

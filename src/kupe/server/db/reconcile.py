@@ -63,6 +63,26 @@ def _live_and_due(now: datetime) -> Any:
     )
 
 
+_CLAIMED = (
+    "id",
+    "name",
+    "type",
+    "version",
+    "cpu_millis",
+    "memory_bytes",
+    "storage_bytes",
+    "generation",
+    "observed_generation",
+    "phase",
+    "deletion_requested_at",
+    "kubernetes_version",
+    "endpoint",
+    "ca_certificate",
+    "conditions",
+    "failure_count",
+)
+
+
 class ReconcileRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -80,42 +100,42 @@ class ReconcileRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        ids = list((await self.session.scalars(due)).all())
-        if not ids:
-            return []
-        await self.session.execute(
+        # One statement: lock the due rows, lease them, and read what the worker needs.
+        leased = await self.session.execute(
             update(Cluster)
-            .where(Cluster.id.in_(ids))
+            .where(Cluster.id.in_(due))
             .values(lease_owner=owner, lease_expires_at=lease_until)
+            .returning(
+                *(getattr(Cluster, column) for column in _CLAIMED),
+                select(Tenant.name)
+                .where(Tenant.id == Cluster.tenant_id)
+                .scalar_subquery()
+                .label("tenant_name"),
+            )
             .execution_options(synchronize_session=False)
-        )
-        rows = await self.session.execute(
-            select(Cluster, Tenant.name)
-            .join(Tenant, Tenant.id == Cluster.tenant_id)
-            .where(Cluster.id.in_(ids))
         )
         return [
             WorkItem(
-                id=c.id,
-                tenant=tenant,
-                name=c.name,
-                type=c.type,
-                version=c.version,
-                cpu_millis=c.cpu_millis,
-                memory_bytes=c.memory_bytes,
-                storage_bytes=c.storage_bytes,
-                generation=c.generation,
-                observed_generation=c.observed_generation,
-                phase=c.phase,
-                deleting=c.deletion_requested_at is not None,
-                kubernetes_version=c.kubernetes_version,
-                endpoint=c.endpoint,
-                ca_certificate=c.ca_certificate,
-                conditions=list(c.conditions),
-                failure_count=c.failure_count,
+                id=row.id,
+                tenant=row.tenant_name,
+                name=row.name,
+                type=row.type,
+                version=row.version,
+                cpu_millis=row.cpu_millis,
+                memory_bytes=row.memory_bytes,
+                storage_bytes=row.storage_bytes,
+                generation=row.generation,
+                observed_generation=row.observed_generation,
+                phase=row.phase,
+                deleting=row.deletion_requested_at is not None,
+                kubernetes_version=row.kubernetes_version,
+                endpoint=row.endpoint,
+                ca_certificate=row.ca_certificate,
+                conditions=list(row.conditions),
+                failure_count=row.failure_count,
                 lease=owner,
             )
-            for c, tenant in rows.all()
+            for row in leased.all()
         ]
 
     async def heartbeat(

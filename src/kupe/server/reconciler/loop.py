@@ -19,6 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +47,22 @@ _STATUS_FIELDS = (
 _OUTAGE_ERRORS = (DBAPIError, OSError, TimeoutError)
 Claim = tuple[str, str]
 # How long the loop lingers after a wake-up before it claims (see Reconciler._idle).
-COALESCE_SECONDS = 0.02
+COALESCE_SECONDS = 0.1
+# The most outcomes written in one transaction.
+WRITE_BATCH = 64
+WRITE_LINGER_SECONDS = 0.01
+
+
+@dataclass
+class _PendingWrite:
+    """An outcome waiting to be written, and where its FinishResult goes."""
+
+    item: WorkItem
+    values: dict[str, Any]
+    changed: bool
+    next_at: datetime
+    now: datetime
+    result: asyncio.Future[FinishResult]
 
 
 class Reconciler:
@@ -76,6 +92,8 @@ class Reconciler:
         self.last_loop_at = clock.now()
         self.listening = False
         self._next_depth_at = 0.0
+        self._pending: list[_PendingWrite] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # -- control -----------------------------------------------------------------------------
 
@@ -98,7 +116,7 @@ class Reconciler:
         return self._main is not None and not self._main.done()
 
     async def stop(self) -> None:
-        tasks = [self._main, *self._background, *self._tasks.values()]
+        tasks = [self._main, *self._background, *self._tasks.values(), self._writer]
         for task in tasks:
             if task is not None:
                 task.cancel()
@@ -251,6 +269,45 @@ class Reconciler:
             self._held.pop(item.key, None)
             self._deadline.pop(item.key, None)
 
+    async def _write_pending(self) -> None:
+        """Write the outcomes that are waiting, many per transaction (group commit): under load
+        one write lock and one commit serve a whole batch; alone, an outcome is written at
+        once. Each write still checks its own lease; a failed transaction fails its batch."""
+        if len(self._tasks) > len(self._pending):
+            # More workers are about to report: let their outcomes join this batch.
+            await asyncio.sleep(WRITE_LINGER_SECONDS)
+        while self._pending:
+            batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
+            try:
+                async with self.db.write() as session:
+                    repo = ReconcileRepository(session)
+                    versions = iter(
+                        await self.db.next_resource_versions(
+                            session, sum(1 for write in batch if write.changed)
+                        )
+                    )
+                    results = []
+                    for write in batch:
+                        if write.changed:
+                            write.values["resource_version"] = next(versions)
+                        results.append(
+                            await repo.finish(
+                                write.item,
+                                owner=write.item.lease,
+                                values=write.values,
+                                next_at=write.next_at,
+                                now=write.now,
+                            )
+                        )
+            except Exception as exc:
+                for write in batch:
+                    if not write.result.done():
+                        write.result.set_exception(exc)
+                continue
+            for write, result in zip(batch, results, strict=True):
+                if not write.result.done():
+                    write.result.set_result(result)
+
     async def _finish(self, item: WorkItem, outcome: Outcome) -> None:
         now = self.clock.now()
         values = dict(outcome.values)
@@ -262,16 +319,18 @@ class Reconciler:
             )
             or "removed_at" in values
         )
-        async with self.db.write() as session:
-            if changed:
-                values["resource_version"] = await self.db.next_resource_version(session)
-            result = await ReconcileRepository(session).finish(
-                item,
-                owner=item.lease,
-                values=values,
-                next_at=now + timedelta(seconds=outcome.requeue_after),
-                now=now,
-            )
+        write = _PendingWrite(
+            item,
+            values,
+            changed,
+            next_at=now + timedelta(seconds=outcome.requeue_after),
+            now=now,
+            result=asyncio.get_running_loop().create_future(),
+        )
+        self._pending.append(write)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending(), name="kupe-outcomes")
+        result = await write.result
         if result is FinishResult.LOST_LEASE:
             self.metrics.reconciles.labels("lost_lease").inc()
             log.warning("reconciler.lost_lease", cluster_id=item.id, stage="write")
