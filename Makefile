@@ -33,14 +33,15 @@ lint: install-test
 	$(BIN)/lint-imports
 
 format: install-test
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 test: lint
 	$(BIN)/pytest
 
 bench: install-test
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/http_bench.py --db both
 
 # Mixed workload against a real server; SOAK_ARGS="--minutes 2 --db postgresql" to vary.
 soak: install-test

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock
 from kupe.core.errors import NotFound, ValidationFailed
-from kupe.core.pagination import decode_continue, encode_continue
+from kupe.core.pagination import cut_page, page_query
 from kupe.schemas.apikey import ApiKeyCreate
 from kupe.server.db.models import ApiKey
 from kupe.server.db.repository import ApiKeyRepository
@@ -29,14 +29,9 @@ class ApiKeyService:
     ) -> tuple[list[ApiKey], str | None]:
         """The tenant's keys that still exist (expired ones too), by id; metadata only."""
         principal.require_admin_role()
-        after = decode_continue(continue_token) if continue_token else None
-        rows = await ApiKeyRepository(session).active(
-            principal.tenant_id, after=after, limit=limit + 1 if limit else None
-        )
-        if limit and len(rows) > limit:
-            rows = rows[:limit]
-            return rows, encode_continue(rows[-1].id)
-        return rows, None
+        after, fetch = page_query(continue_token, limit)
+        rows = await ApiKeyRepository(session).active(principal.tenant_id, after=after, limit=fetch)
+        return cut_page(rows, limit, lambda key: key.id)
 
     async def create(
         self, session: AsyncSession, principal: Principal, body: ApiKeyCreate

@@ -32,7 +32,7 @@ from kupe.core.errors import (
 from kupe.core.etag import check_if_match, etag
 from kupe.core.kubeconfig import build_kubeconfig
 from kupe.core.merge_patch import merge_patch
-from kupe.core.pagination import decode_continue, encode_continue
+from kupe.core.pagination import cut_page, page_query
 from kupe.core.quantity import format_bytes, format_cpu, parse_cpu, parse_memory, parse_storage
 from kupe.core.versions import DEFAULT_VERSION, check_supported, check_upgrade
 from kupe.schemas.cluster import (
@@ -159,13 +159,9 @@ class ClusterService:
         continue_token: str | None = None,
     ) -> tuple[list[ClusterRow], str | None]:
         """A name-ordered page of clusters and the token for the next page, if any."""
-        after = decode_continue(continue_token) if continue_token else None
-        repo = ClusterRepository(session, principal.tenant_id)
-        rows = await repo.list(after=after, limit=limit + 1 if limit else None)
-        if limit and len(rows) > limit:
-            rows = rows[:limit]
-            return rows, encode_continue(rows[-1].name)
-        return rows, None
+        after, fetch = page_query(continue_token, limit)
+        rows = await ClusterRepository(session, principal.tenant_id).list(after=after, limit=fetch)
+        return cut_page(rows, limit, lambda row: row.name)
 
     async def list_json(
         self,
@@ -176,13 +172,11 @@ class ClusterService:
         continue_token: str | None = None,
     ) -> str:
         """`list` rendered as the wire `ItemList`, reusing renderings of unchanged clusters."""
-        after = decode_continue(continue_token) if continue_token else None
+        after, fetch = page_query(continue_token, limit)
         repo = ClusterRepository(session, principal.tenant_id)
-        versions = await repo.versions(after=after, limit=limit + 1 if limit else None)
-        token = None
-        if limit and len(versions) > limit:
-            versions = versions[:limit]
-            token = encode_continue(versions[-1].name)
+        versions, token = cut_page(
+            await repo.versions(after=after, limit=fetch), limit, lambda v: v.name
+        )
         bodies = [self.views.get(version) for version in versions]
         missing = [v.id for v, body in zip(versions, bodies, strict=True) if body is None]
         if missing:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kupe.core.clock import Clock
 from kupe.core.errors import AlreadyExists, BadRequest, LastAdmin, NotFound, ValidationFailed
 from kupe.core.etag import check_if_match
-from kupe.core.pagination import decode_continue, encode_continue
+from kupe.core.pagination import cut_page, page_query
 from kupe.schemas.tenant import MemberCreate, MemberUpdate
 from kupe.server.db.models import Member, Tenant
 from kupe.server.db.repository import MemberRepository
@@ -30,13 +30,9 @@ class MemberService:
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> tuple[list[Member], str | None]:
-        after = decode_continue(continue_token) if continue_token else None
-        repo = MemberRepository(session, principal.tenant_id)
-        rows = await repo.list(after=after, limit=limit + 1 if limit else None)
-        if limit and len(rows) > limit:
-            rows = rows[:limit]
-            return rows, encode_continue(rows[-1].email)
-        return rows, None
+        after, fetch = page_query(continue_token, limit)
+        rows = await MemberRepository(session, principal.tenant_id).list(after=after, limit=fetch)
+        return cut_page(rows, limit, lambda member: member.email)
 
     async def get(self, session: AsyncSession, principal: Principal, email: str) -> Member:
         return await self._get(session, principal.tenant_id, _path_email(email))
