@@ -24,7 +24,7 @@ KeyId = Annotated[str, Path(description="Key id: ak-<8 lowercase letters or digi
     "",
     response_model=ItemList[ApiKey],
     summary="List API keys (metadata only)",
-    responses=error_responses(400, 401, 403, 429),
+    responses=error_responses(400, 401, 403),
 )
 async def list_api_keys(
     tenant: TenantName,
@@ -50,7 +50,7 @@ async def list_api_keys(
     summary="Create an API key (the raw key is in this response only)",
     responses={
         201: {"headers": {"ETag": {"schema": {"type": "string"}}}},
-        **error_responses(400, 401, 403, 409, 413, 415, 429),
+        **error_responses(400, 401, 403, 409, 413, 415),
     },
 )
 async def create_api_key(
@@ -75,7 +75,7 @@ async def create_api_key(
     status_code=204,
     summary="Revoke an API key (effective immediately)",
     response_class=Response,
-    responses=error_responses(400, 401, 403, 404, 429),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def revoke_api_key(
     tenant: TenantName,

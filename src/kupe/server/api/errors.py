@@ -46,7 +46,8 @@ ERROR_DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the given error status codes, with the error body."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in (*codes, 500):
+    # Every API route is rate limited and may fail; /healthz, /readyz and /metrics use none of this.
+    for code in (*codes, 429, 500):
         if code == 304:
             out[code] = {"description": ERROR_DESCRIPTIONS[code]}
         else:

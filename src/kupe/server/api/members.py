@@ -33,7 +33,7 @@ TENANT_ETAG = {
     "",
     response_model=ItemList[MemberView],
     summary="List members",
-    responses=error_responses(400, 401, 403, 429),
+    responses=error_responses(400, 401, 403),
 )
 async def list_members(
     tenant: TenantName,
@@ -60,7 +60,7 @@ async def list_members(
     summary="Add a member",
     responses={
         201: {"headers": {**TENANT_ETAG, "Location": {"schema": {"type": "string"}}}},
-        **error_responses(400, 401, 403, 409, 412, 413, 415, 429),
+        **error_responses(400, 401, 403, 409, 412, 413, 415),
     },
 )
 async def add_member(
@@ -82,7 +82,7 @@ async def add_member(
     "/{email}",
     response_model=MemberView,
     summary="Get a member",
-    responses={200: {"headers": TENANT_ETAG}, **error_responses(400, 401, 403, 404, 429)},
+    responses={200: {"headers": TENANT_ETAG}, **error_responses(400, 401, 403, 404)},
 )
 async def get_member(
     tenant: TenantName,
@@ -103,7 +103,7 @@ async def get_member(
     summary="Change a member's role",
     responses={
         200: {"headers": TENANT_ETAG},
-        **error_responses(400, 401, 403, 404, 409, 412, 413, 415, 429),
+        **error_responses(400, 401, 403, 404, 409, 412, 413, 415),
     },
 )
 async def update_member(
@@ -126,7 +126,7 @@ async def update_member(
     status_code=204,
     summary="Remove a member",
     response_class=Response,
-    responses=error_responses(400, 401, 403, 404, 409, 412, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 412),
 )
 async def remove_member(
     tenant: TenantName,

@@ -25,7 +25,7 @@ ETAG_HEADER = {
     "",
     response_model=Tenant,
     summary="Get the tenant",
-    responses={200: {"headers": ETAG_HEADER}, **error_responses(304, 400, 401, 403, 429)},
+    responses={200: {"headers": ETAG_HEADER}, **error_responses(304, 400, 401, 403)},
 )
 async def get_tenant(
     tenant: TenantName,
@@ -47,7 +47,7 @@ async def get_tenant(
     summary="Change the plan or the observability limits",
     responses={
         200: {"headers": ETAG_HEADER},
-        **error_responses(400, 401, 403, 409, 412, 413, 415, 429),
+        **error_responses(400, 401, 403, 409, 412, 413, 415),
     },
 )
 async def update_tenant(
