@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -70,7 +71,9 @@ async def drive(url: str, what: str, requests: int, profile: bool, concurrency: 
             cpu = time.process_time() - cpu
             if profiler is not None:
                 profiler.stop()
-                print(profiler.output_text(unicode=False, color=False, show_all=False))
+                # PROFILE_ALL=1 shows library frames too (FastAPI, Starlette, SQLAlchemy).
+                show_all = bool(os.environ.get("PROFILE_ALL"))
+                print(profiler.output_text(unicode=False, color=False, show_all=show_all))
     print(
         f"{what}: {elapsed / requests * 1e6:.0f} us wall, {cpu / requests * 1e6:.0f} us CPU "
         f"per request over {requests}"

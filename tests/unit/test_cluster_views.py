@@ -66,6 +66,15 @@ def test_views_are_keyed_by_resource_version_and_bounded() -> None:
     assert body == render(cluster_view(row))
     assert views.get(ClusterVersion(row.id, 7, "a")) == body
     assert views.get(ClusterVersion(row.id, 8, "a")) is None
+    # A cluster's new version replaces its old rendering: a busy cluster holds one entry.
     for version in range(100, 130):
         views.render(_row("b", version))
-    assert len(views._views) <= 10
+    assert len(views) == 2
+    assert views.get(ClusterVersion("id-b", 129, "b")) is not None
+    assert views.get(ClusterVersion("id-b", 128, "b")) is None
+    # Many clusters: never more than max_entries, the oldest renderings go first.
+    for n in range(30):
+        views.render(_row(f"c{n}", 1))
+    assert len(views) <= 10
+    assert views.get(ClusterVersion("id-c29", 1, "c29")) is not None
+    assert views.get(ClusterVersion(row.id, 7, "a")) is None

@@ -152,18 +152,31 @@ class Runtime:
                 await self._record_use(principal)
 
     @asynccontextmanager
-    async def reading_cluster(
-        self, authorization: str | None, tenant: str, cluster: str
-    ) -> AsyncIterator[tuple[AsyncSession, Principal, ClusterVersion | None]]:
-        """`reading`, plus the version of the tenant's cluster `cluster` (None when there is
-        none), found in the same round trip as the caller's credentials."""
+    async def polling(
+        self, authorization: str | None, tenant: str, cluster: str = ""
+    ) -> AsyncIterator[tuple[Principal, ClusterVersion | None]]:
+        """The authenticated caller of a poll (a GET of `cluster`, or a list of the tenant's
+        clusters) and, for a GET, the cluster's version (None when there is no such cluster),
+        found in one round trip on the hot-read path where there is one."""
         principal: Principal | None = None
         try:
-            async with self.db.read() as session:
-                principal, version = await self.auth.authenticate_for_cluster(
-                    session, authorization, tenant, cluster
-                )
-                yield session, principal, version
+            hot = self.db.hot
+            found = (
+                await self.auth.authenticate_hot(hot, authorization, tenant, cluster)
+                if hot is not None
+                else None
+            )
+            if found is None:
+                async with self.db.read() as session:
+                    found = (
+                        await self.auth.authenticate_for_cluster(
+                            session, authorization, tenant, cluster
+                        )
+                        if cluster
+                        else (await self.auth.authenticate(session, authorization, tenant), None)
+                    )
+            principal = found[0]
+            yield found
         finally:
             if principal is not None:
                 await self._record_use(principal)

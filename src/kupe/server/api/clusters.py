@@ -41,10 +41,8 @@ async def list_clusters(
         str | None, Query(alias="continue", description="Token from the previous page.")
     ] = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        page = await runtime.clusters.list_json(
-            session, principal, limit=limit, continue_token=continue_
-        )
+    async with runtime.polling(authorization, tenant) as (principal, _):
+        page = await runtime.clusters.list_json(principal, limit=limit, continue_token=continue_)
     return json_response(page)
 
 
@@ -106,11 +104,11 @@ async def get_cluster(
     authorization: AuthorizationDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    async with runtime.reading_cluster(authorization, tenant, name) as (session, principal, found):
+    async with runtime.polling(authorization, tenant, name) as (principal, found):
         version = runtime.clusters.require(found, name)
         if none_match(if_none_match, version.resource_version):
             return not_modified(version.resource_version)
-        resource_version, body = await runtime.clusters.get_json(session, principal, version)
+        resource_version, body = await runtime.clusters.get_json(principal, version)
     return json_response(body, resource_version=resource_version)
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kupe.server.runtime import Runtime
 
-# Documents Bearer auth in OpenAPI; the token itself is checked by AuthService.
-bearer = HTTPBearer(auto_error=False, description="A Kupe API key (kupe_...)")
+# Bearer auth is documented in OpenAPI by the app (see app.py): a security dependency here
+# would cost every request a nested dependency resolution for a header AuthService parses.
+BEARER_SCHEME = {
+    "HTTPBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A Kupe API key (kupe_...), or a member's OIDC token",
+    }
+}
 
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, a thread hop
@@ -20,10 +26,7 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_authorization(
-    request: Request,
-    _doc: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str | None:
+async def get_authorization(request: Request) -> str | None:
     return request.headers.get("authorization")
 
 

@@ -31,6 +31,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from kupe.server.db.hotread import HotReads, hot_reads_for
+
 log = structlog.get_logger("kupe.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -92,6 +94,10 @@ class Database:
         self._announcer: asyncio.Task[None] | None = None
         self._announce_again = False
         self._writers: _WriterQueue | None = None
+        # The driver-level path for the reads behind every poll (see hotread.py).
+        self.hot: HotReads | None = hot_reads_for(
+            self.url, timeout=timeout, busy_seconds=SQLITE_BUSY_SECONDS
+        )
         if self.dialect == "sqlite":
             file = self.url.database if self.url.database not in (None, "", ":memory:") else None
             self._writers = _WriterQueue(Path(file) if file else None)
@@ -285,6 +291,8 @@ class Database:
             self._announcer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._announcer
+        if self.hot is not None:
+            await self.hot.close()
         await self.engine.dispose()
         if self._writers is not None:
             self._writers.close()

@@ -112,28 +112,34 @@ def render_page(items: list[str], continue_token: str | None) -> str:
 
 
 class RenderedViews:
-    """The wire JSON of cluster rows, by (id, resourceVersion).
+    """The wire JSON of cluster rows, by id, with the resourceVersion it renders.
 
     Every change to what a cluster shows moves its resourceVersion (the contract ETags and 304s
-    already rely on), so a rendering found under the row's current version is the rendering of
+    already rely on), so a rendering stored under the row's current version is the rendering of
     the row: reads look the version up in the database and skip loading and re-validating the
-    row. Bounded; the oldest entries go first."""
+    row. One entry per cluster (a new version replaces the old), at most `max_entries`; the
+    oldest go first."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
-        self._views: dict[tuple[str, int], str] = {}
+        self._views: dict[str, tuple[int, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._views)
 
     def get(self, version: ClusterVersion) -> str | None:
-        return self._views.get((version.id, version.resource_version))
+        found = self._views.get(version.id)
+        return found[1] if found is not None and found[0] == version.resource_version else None
 
     def render(self, row: ClusterRow) -> str:
         """Render `row` and remember the result."""
         body = render(cluster_view(row))
         views = self._views
+        views.pop(row.id, None)  # re-inserted last: eviction goes by age of the rendering
         if len(views) >= self.max_entries:
             for stale in list(itertools.islice(views, max(1, self.max_entries // 10))):
                 del views[stale]
-        views[(row.id, row.resource_version)] = body
+        views[row.id] = (row.resource_version, body)
         return body
 
 
@@ -165,21 +171,32 @@ class ClusterService:
 
     async def list_json(
         self,
-        session: AsyncSession,
         principal: Principal,
         *,
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> str:
-        """`list` rendered as the wire `ItemList`, reusing renderings of unchanged clusters."""
+        """`list` rendered as the wire `ItemList`, reusing renderings of unchanged clusters.
+
+        The page's versions come from the hot-read path where there is one; only clusters
+        without a current rendering are loaded through a session."""
         after, fetch = page_query(continue_token, limit)
-        repo = ClusterRepository(session, principal.tenant_id)
-        versions, token = cut_page(
-            await repo.versions(after=after, limit=fetch), limit, lambda v: v.name
-        )
+        if self.db.hot is not None:
+            found = await self.db.hot.cluster_versions(
+                principal.tenant_id, after=after, limit=fetch
+            )
+            all_versions = [ClusterVersion(*version) for version in found]
+        else:
+            async with self.db.read() as session:
+                repo = ClusterRepository(session, principal.tenant_id)
+                all_versions = await repo.versions(after=after, limit=fetch)
+        versions, token = cut_page(all_versions, limit, lambda v: v.name)
         bodies = [self.views.get(version) for version in versions]
         missing = [v.id for v, body in zip(versions, bodies, strict=True) if body is None]
-        if missing:
+        if not missing:
+            return render_page([body for body in bodies if body is not None], token)
+        async with self.db.read() as session:
+            repo = ClusterRepository(session, principal.tenant_id)
             loaded = {row.id: row for row in await repo.by_ids(missing)}
             if len(loaded) < len(missing):
                 # A cluster went away between the two reads: answer from one read instead.
@@ -187,11 +204,11 @@ class ClusterService:
                     session, principal, limit=limit, continue_token=continue_token
                 )
                 return render_page([self.views.render(row) for row in rows], token)
-            bodies = [
-                body if body is not None else self.views.render(loaded[version.id])
-                for version, body in zip(versions, bodies, strict=True)
-            ]
-        return render_page([body for body in bodies if body is not None], token)
+        rendered = [
+            body if body is not None else self.views.render(loaded[version.id])
+            for version, body in zip(versions, bodies, strict=True)
+        ]
+        return render_page(rendered, token)
 
     def require(self, version: ClusterVersion | None, name: str) -> ClusterVersion:
         """404 when the cluster looked up alongside authentication does not exist."""
@@ -199,15 +216,14 @@ class ClusterService:
             raise NotFound(f"Cluster {name!r} not found")
         return version
 
-    async def get_json(
-        self, session: AsyncSession, principal: Principal, version: ClusterVersion
-    ) -> tuple[int, str]:
+    async def get_json(self, principal: Principal, version: ClusterVersion) -> tuple[int, str]:
         """The resourceVersion and wire JSON of the cluster `version` names (its current
         state, should it have changed since `version` was read)."""
         body = self.views.get(version)
         if body is not None:
             return version.resource_version, body
-        row = await self.get(session, principal, version.name)
+        async with self.db.read() as session:
+            row = await self.get(session, principal, version.name)
         return row.resource_version, self.views.render(row)
 
     async def get(self, session: AsyncSession, principal: Principal, name: str) -> ClusterRow:
