@@ -264,33 +264,38 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def bare_server(body: bytes, etag: str, workdir: Path) -> Iterator[str]:
+def bare_server(body: bytes, etag: str, workdir: Path, kind: str = "starlette") -> Iterator[str]:
     body_file = workdir / "body.json"
     body_file.write_bytes(body)
     port = free_port()
+    bare_app = str(ROOT / "bench" / "bare_app.py")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "bare_app.py"), str(port), str(body_file), etag],
+        [sys.executable, bare_app, str(port), str(body_file), etag, kind],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("bare app", lambda: httpx.get(url + "/x", timeout=2).status_code == 200)
+        probe = f"{url}/api/v1/tenants/{BENCH_TENANT}/clusters/{TARGET}"
+        wait_for("bare app", lambda: httpx.get(probe, timeout=2).status_code == 200)
         yield url
     finally:
         process.kill()
         process.wait()
 
 
-def measure(base: str, key: str, seconds: int, rounds: int, bare: str | None) -> dict[str, Load]:
+def measure(
+    base: str, key: str, seconds: int, rounds: int, baselines: dict[str, str]
+) -> dict[str, Load]:
     auth = {"Authorization": f"Bearer {key}"}
-    one = f"{base}/api/v1/tenants/{BENCH_TENANT}/clusters/{TARGET}"
+    path = f"/api/v1/tenants/{BENCH_TENANT}/clusters/{TARGET}"
+    one = base + path
     etag = httpx.get(one, headers=auth, timeout=10).headers["etag"]
-    runs: dict[str, list[Load]] = {"get": [], "bare": [], "304": [], "list": []}
+    runs: dict[str, list[Load]] = {"get": [], "304": [], "list": []}
     for _ in range(rounds):  # alternate A/B so drift on a noisy machine hits both
         runs["get"].append(wrk(one, auth, seconds))
-        if bare:
-            runs["bare"].append(wrk(bare + "/x", {}, seconds))
+        for name, url in baselines.items():
+            runs.setdefault(name, []).append(wrk(url + path, auth, seconds))
         runs["304"].append(wrk(one, {**auth, "If-None-Match": etag}, seconds))
         runs["list"].append(wrk(f"{base}/api/v1/tenants/{BENCH_TENANT}/clusters", auth, seconds))
     return {name: median(loads) for name, loads in runs.items() if loads}
@@ -307,8 +312,13 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
         server = group.serve().wait_ready()
         one = f"{server.url}/api/v1/tenants/{BENCH_TENANT}/clusters/{TARGET}"
         response = httpx.get(one, headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        with bare_server(response.content, response.headers["etag"], workdir) as bare:
-            small = measure(server.url, key, args.seconds, args.rounds, bare)
+        body, etag = response.content, response.headers["etag"]
+        with (
+            bare_server(body, etag, workdir, "starlette") as bare,
+            bare_server(body, etag, workdir, "fastapi") as floor,
+        ):
+            baselines = {"bare": bare, "floor": floor}
+            small = measure(server.url, key, args.seconds, args.rounds, baselines)
         small_rss = rss_mb(server.pid)
         server.stop()
 
@@ -325,7 +335,7 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
         seeded = args.tenants * args.per_tenant + 100
         print(f"seeded {seeded} clusters in {time.monotonic() - started:.1f} s", flush=True)
         server.start().wait_ready(timeout=300)
-        big = measure(server.url, key, args.seconds, args.rounds, None)
+        big = measure(server.url, key, args.seconds, args.rounds, {})
         big_rss = rss_mb(server.pid)
 
         time.sleep(5)  # let the post-start burst settle, then watch an idle server
@@ -338,11 +348,16 @@ def run(db_kind: str, url: str, args: argparse.Namespace, workdir: Path) -> None
         creates = server.provider_operations("create") - creates
         bumped = asyncio.run(_versions_moved(url))
 
-    get, base = small["get"], small["bare"]
+    get, base, floor = small["get"], small["bare"], small["floor"]
     print(f"GET one cluster      {get}")
     print(f"bare Starlette       {base}")
     print(
         f"  ratio {get.rps / base.rps:.2f} (target >= 0.6), p99 {get.p99_ms:.1f} ms (target <= 20)"
+    )
+    print(f"FastAPI, no work     {floor}")
+    print(
+        f"  FastAPI floor / bare Starlette {floor.rps / base.rps:.2f}; "
+        f"Kupe GET / FastAPI floor {get.rps / floor.rps:.2f}"
     )
     cond = small["304"]
     print(f"conditional GET 304  {cond}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -101,12 +102,16 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 
 
 def _database_unavailable(exc: Exception) -> bool:
-    """A driver error that means the database is away, not that the query was wrong."""
-    if not isinstance(exc, sa_exc.DBAPIError):
+    """A driver error that means the database is away, not that the query was wrong: wrapped by
+    SQLAlchemy, or raised by asyncpg itself on the hot-read path (ADR 0006)."""
+    driver_error: BaseException | None = exc
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        driver_error = exc.orig
+    elif not isinstance(exc, asyncpg.PostgresError):
         return False
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
@@ -169,5 +174,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     # Dependency failures are answered where they happen; anything else unexpected is caught by
     # RequestMiddleware, which answers 500 with the request id and logs the traceback.
-    for dependency_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError):
+    for dependency_error in (
+        sa_exc.DBAPIError,
+        sa_exc.TimeoutError,
+        asyncpg.PostgresError,
+        OSError,
+        TimeoutError,
+    ):
         app.add_exception_handler(dependency_error, on_unexpected)
