@@ -60,7 +60,8 @@ def test_page_matches_item_list() -> None:
 
 
 def test_views_are_keyed_by_resource_version_and_bounded() -> None:
-    views = RenderedViews(max_entries=10)
+    one = len(render(cluster_view(_row("a", 7))))
+    views = RenderedViews(max_chars=10 * one)
     row = _row("a", 7)
     body = views.render(row)
     assert body == render(cluster_view(row))
@@ -72,7 +73,7 @@ def test_views_are_keyed_by_resource_version_and_bounded() -> None:
     assert len(views) == 2
     assert views.get(ClusterVersion("id-b", 129, "b")) is not None
     assert views.get(ClusterVersion("id-b", 128, "b")) is None
-    # Many clusters: never more than max_entries, the oldest renderings go first.
+    # Many clusters: never more than max_chars of JSON, the oldest renderings go first.
     for n in range(30):
         views.render(_row(f"c{n}", 1))
     assert len(views) <= 10

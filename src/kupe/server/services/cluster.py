@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -117,12 +117,14 @@ class RenderedViews:
     Every change to what a cluster shows moves its resourceVersion (the contract ETags and 304s
     already rely on), so a rendering stored under the row's current version is the rendering of
     the row: reads look the version up in the database and skip loading and re-validating the
-    row. One entry per cluster (a new version replaces the old), at most `max_entries`; the
-    oldest go first."""
+    row. One entry per cluster (a new version replaces the old) and at most `max_chars` of JSON
+    in all (~8 MB, some 10,000 clusters); the renderings made longest ago go first, which also
+    retires those of clusters deleted since."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
-        self._views: dict[str, tuple[int, str]] = {}
+    def __init__(self, max_chars: int = 8 * 2**20) -> None:
+        self.max_chars = max_chars
+        self._views: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._chars = 0
 
     def __len__(self) -> int:
         return len(self._views)
@@ -135,11 +137,14 @@ class RenderedViews:
         """Render `row` and remember the result."""
         body = render(cluster_view(row))
         views = self._views
-        views.pop(row.id, None)  # re-inserted last: eviction goes by age of the rendering
-        if len(views) >= self.max_entries:
-            for stale in list(itertools.islice(views, max(1, self.max_entries // 10))):
-                del views[stale]
+        replaced = views.pop(row.id, None)
+        if replaced is not None:
+            self._chars -= len(replaced[1])
         views[row.id] = (row.resource_version, body)
+        self._chars += len(body)
+        while self._chars > self.max_chars and len(views) > 1:
+            _id, (_version, stale) = views.popitem(last=False)
+            self._chars -= len(stale)
         return body
 
 
