@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import URL, Dialect
@@ -39,6 +39,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from kupe.server.db.models import ApiKey, Cluster, Tenant
+from kupe.server.db.repository import key_tenant_cluster
 
 # SQLite extended result codes that mean "another connection holds a lock right now".
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -59,22 +60,10 @@ _TENANT_FIELDS = tuple(column.key for column in _TENANT_COLUMNS)
 _TENANT_DATETIMES = frozenset({"created_at"})
 _TENANT_BOOLEANS = frozenset({"enforce_metrics_limit", "enforce_log_limit"})
 
-# The key, the named tenant and, only when the key belongs to that tenant, the id and
-# resourceVersion of its live cluster `cluster_name` (an empty name matches none).
-_KEY_TENANT_CLUSTER = (
-    select(*_KEY_COLUMNS, *_TENANT_COLUMNS, Cluster.id, Cluster.resource_version)
-    .select_from(ApiKey)
-    .outerjoin(Tenant, Tenant.name == bindparam("tenant_name"))
-    .outerjoin(
-        Cluster,
-        and_(
-            Cluster.tenant_id == Tenant.id,
-            Cluster.tenant_id == ApiKey.tenant_id,
-            Cluster.removed_at.is_(None),
-            Cluster.name == bindparam("cluster_name"),
-        ),
-    )
-    .where(ApiKey.id == bindparam("key_id"))
+# The key, the named tenant and the requested cluster's id and resourceVersion (an empty
+# cluster name matches none), as plain columns.
+_KEY_TENANT_CLUSTER = key_tenant_cluster(
+    *_KEY_COLUMNS, *_TENANT_COLUMNS, Cluster.id, Cluster.resource_version
 )
 # A name-ordered page of a tenant's live clusters as (id, resourceVersion, name).
 _CLUSTER_VERSIONS = (

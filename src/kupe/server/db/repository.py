@@ -18,24 +18,32 @@ _KEY_WITH_TENANT = (
     .where(ApiKey.id == bindparam("key_id"))
     .execution_options(populate_existing=True)
 )
-# The key, the named tenant and, only when the key belongs to that tenant, the id and
-# resourceVersion of its live cluster `cluster_name`: a GET's reads in one round trip.
-_KEY_WITH_TENANT_AND_CLUSTER = (
-    select(ApiKey, Tenant, Cluster.id, Cluster.resource_version)
-    .select_from(ApiKey)
-    .outerjoin(Tenant, Tenant.name == bindparam("tenant_name"))
-    .outerjoin(
-        Cluster,
-        and_(
-            Cluster.tenant_id == Tenant.id,
-            Cluster.tenant_id == ApiKey.tenant_id,
-            Cluster.removed_at.is_(None),
-            Cluster.name == bindparam("cluster_name"),
-        ),
+
+
+def key_tenant_cluster(*columns: Any) -> Select[Any]:
+    """`columns` of the key `:key_id`, the tenant named `:tenant_name` and, only when the key
+    belongs to that tenant, its live cluster `:cluster_name`: a GET's reads in one round trip
+    (outer joins: a missing tenant or cluster gives NULLs, a missing key no row)."""
+    return (
+        select(*columns)
+        .select_from(ApiKey)
+        .outerjoin(Tenant, Tenant.name == bindparam("tenant_name"))
+        .outerjoin(
+            Cluster,
+            and_(
+                Cluster.tenant_id == Tenant.id,
+                Cluster.tenant_id == ApiKey.tenant_id,
+                Cluster.removed_at.is_(None),
+                Cluster.name == bindparam("cluster_name"),
+            ),
+        )
+        .where(ApiKey.id == bindparam("key_id"))
     )
-    .where(ApiKey.id == bindparam("key_id"))
-    .execution_options(populate_existing=True)
-)
+
+
+_KEY_WITH_TENANT_AND_CLUSTER = key_tenant_cluster(
+    ApiKey, Tenant, Cluster.id, Cluster.resource_version
+).execution_options(populate_existing=True)
 _CLUSTER_VERSION = select(Cluster.id, Cluster.resource_version).where(
     Cluster.tenant_id == bindparam("tenant_id"),
     Cluster.removed_at.is_(None),
