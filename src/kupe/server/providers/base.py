@@ -5,6 +5,7 @@ Providers never see the database; the reconciler hands them a spec and records w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -70,13 +71,23 @@ class InfraState:
 
 
 class Provider(Protocol):
-    """Provisions clusters. Every method is idempotent and safe to call again after a crash."""
+    """Provisions clusters. Every method is idempotent and safe to call again after a crash.
+
+    A provider may subclass this protocol to inherit the default `observe_many`.
+    """
 
     name: str
 
     async def observe(self, cluster_id: str) -> InfraState | None:
         """The cluster as the infrastructure sees it, or None when it does not exist."""
         ...
+
+    async def observe_many(self, cluster_ids: Sequence[str]) -> dict[str, InfraState | None]:
+        """`observe` for many clusters at once, keyed by id (None: it does not exist); the
+        periodic resync of settled clusters calls this once per batch. Like `observe` it never
+        changes the infrastructure, and it fails as a whole. This default asks one by one; a
+        provider whose API can describe many clusters in one call should override it."""
+        return {cluster_id: await self.observe(cluster_id) for cluster_id in cluster_ids}
 
     async def ensure(self, spec: ClusterSpec) -> InfraState:
         """Create the cluster or move it towards `spec`; returns the state after the call."""

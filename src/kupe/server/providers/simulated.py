@@ -13,17 +13,18 @@ process whose in-memory metrics counted it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from kupe.core.clock import Clock
 from kupe.core.versions import patch_version
@@ -181,6 +182,38 @@ class SimulatedProvider:
         # A write transaction: reading folds in finished transitions, as a cloud's clock would.
         return await self._run(lambda txn: self._settled(txn.conn, cluster_id))
 
+    async def observe_many(self, cluster_ids: Sequence[str]) -> dict[str, InfraState | None]:
+        """One read of the cloud's file for all of them. With fault injection on, the call
+        fails as a whole when any of the clusters draws a failure, as one API call would."""
+        for cluster_id in cluster_ids:
+            self._maybe_fail(cluster_id)
+        ids = list(cluster_ids)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, InfraState | None], list[str]]:
+            now = self._now()
+            states: dict[str, InfraState | None] = dict.fromkeys(ids)
+            due: list[str] = []
+            # One statement reads one snapshot; the ids travel as one JSON parameter, however
+            # many there are.
+            query = (
+                f"SELECT {_COLUMNS} FROM infra "  # noqa: S608 - constant columns
+                "WHERE id IN (SELECT value FROM json_each(?))"
+            )
+            for found in conn.execute(query, (json.dumps(ids),)):
+                row = _Row._make(found)
+                if _transition_due(row, now):
+                    due.append(row.id)
+                else:
+                    states[row.id] = _state(row, now)
+            return states, due
+
+        # Settled clusters only need reading; the few whose transition has come are folded in
+        # as `observe` does, under the write lock.
+        states, due = await self._on_file(read)
+        if due:
+            states.update(await self._run(lambda txn: {i: self._settled(txn.conn, i) for i in due}))
+        return states
+
     async def ensure(self, spec: ClusterSpec) -> InfraState:
         self._maybe_fail(spec.id)
         if self._fail and self._fail.search(spec.name):
@@ -322,10 +355,10 @@ class SimulatedProvider:
             self._conn = None
 
     async def _run(self, work: Callable[[_Txn], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self._conn = self._connect()
-            txn = _Txn(self._conn)
+        """Do `work` in one write transaction on the cloud's file."""
+
+        def call(conn: sqlite3.Connection) -> T:
+            txn = _Txn(conn)
             try:
                 txn.conn.execute("BEGIN IMMEDIATE")
                 result = work(txn)
@@ -340,6 +373,17 @@ class SimulatedProvider:
                 self.metrics.provider_operations.labels(self.name, operation).inc()
             return result
 
+        return await self._on_file(call)
+
+    async def _on_file(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` with the cloud's file on the one thread that owns it (outside a
+        transaction, so a single statement reads one snapshot)."""
+
+        def call() -> T:
+            if self._conn is None:
+                self._conn = self._connect()
+            return work(self._conn)
+
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except sqlite3.OperationalError as exc:
@@ -348,50 +392,71 @@ class SimulatedProvider:
     def _settled(self, conn: sqlite3.Connection, cluster_id: str) -> InfraState | None:
         """Read one cluster, first folding in the transitions whose time has come."""
         query = f"SELECT {_COLUMNS} FROM infra WHERE id=?"  # noqa: S608 - constant columns
-        row = conn.execute(query, (cluster_id,)).fetchone()
-        if row is None:
+        found = conn.execute(query, (cluster_id,)).fetchone()
+        if found is None:
             return None
-        (
-            _id,
-            version,
-            endpoint,
-            ca,
-            cpu,
-            mem,
-            sto,
-            ready_at,
-            target,
-            upgrade_done_at,
-            deleting_done_at,
-            healthy,
-        ) = row
-        now = self._now()
-        if deleting_done_at is not None:
-            if now >= deleting_done_at:
+        row, now = _Row._make(found), self._now()
+        if _transition_due(row, now):
+            if row.deleting_done_at is not None:
                 conn.execute("DELETE FROM infra WHERE id=?", (cluster_id,))
                 return None
-            phase = InfraPhase.DELETING
-        elif now < ready_at:
-            phase = InfraPhase.CREATING
-        elif target is not None and now < upgrade_done_at:
-            phase = InfraPhase.UPDATING
-        else:
-            if target is not None:
-                version = target
-                conn.execute(
-                    "UPDATE infra SET version=?, upgrade_target=NULL, upgrade_done_at=NULL "
-                    "WHERE id=?",
-                    (target, cluster_id),
-                )
-            phase = InfraPhase.READY if healthy else InfraPhase.UNHEALTHY
-        return InfraState(
-            id=cluster_id,
-            phase=phase,
-            version=version,
-            kubernetes_version=patch_version(version),
-            endpoint=endpoint,
-            ca_certificate=ca,
-            cpu_millis=cpu,
-            memory_bytes=mem,
-            storage_bytes=sto,
-        )
+            target = row.upgrade_target
+            assert target is not None  # a transition other than teardown is an upgrade
+            conn.execute(
+                "UPDATE infra SET version=?, upgrade_target=NULL, upgrade_done_at=NULL WHERE id=?",
+                (target, cluster_id),
+            )
+            row = row._replace(version=target, upgrade_target=None, upgrade_done_at=None)
+        return _state(row, now)
+
+
+class _Row(NamedTuple):
+    """A row of `infra` as _COLUMNS selects it."""
+
+    id: str
+    version: str
+    endpoint: str
+    ca_certificate: str
+    cpu_millis: int
+    memory_bytes: int
+    storage_bytes: int
+    ready_at: float
+    upgrade_target: str | None
+    upgrade_done_at: float | None
+    deleting_done_at: float | None
+    healthy: int
+
+
+def _transition_due(row: _Row, now: float) -> bool:
+    """Whether a teardown or an upgrade has finished but is not yet folded into the row."""
+    if row.deleting_done_at is not None:
+        return now >= row.deleting_done_at
+    return (
+        now >= row.ready_at
+        and row.upgrade_target is not None
+        and row.upgrade_done_at is not None
+        and now >= row.upgrade_done_at
+    )
+
+
+def _state(row: _Row, now: float) -> InfraState:
+    """What a row with no transition due says about its cluster."""
+    if row.deleting_done_at is not None:
+        phase = InfraPhase.DELETING
+    elif now < row.ready_at:
+        phase = InfraPhase.CREATING
+    elif row.upgrade_target is not None:
+        phase = InfraPhase.UPDATING
+    else:
+        phase = InfraPhase.READY if row.healthy else InfraPhase.UNHEALTHY
+    return InfraState(
+        id=row.id,
+        phase=phase,
+        version=row.version,
+        kubernetes_version=patch_version(row.version),
+        endpoint=row.endpoint,
+        ca_certificate=row.ca_certificate,
+        cpu_millis=row.cpu_millis,
+        memory_bytes=row.memory_bytes,
+        storage_bytes=row.storage_bytes,
+    )

@@ -2,12 +2,16 @@
 
 Level-triggered and idempotent: it decides from what it sees now, never from what it did
 last time, so running it twice or after a crash is harmless.
+
+Settled clusters are also looked at in bulk (`resync`): one provider call observes many, and
+those whose observation would change nothing only get their next look scheduled; the others go
+through `reconcile` like any claimed cluster.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +24,7 @@ from kupe.server.providers.base import (
     InfraState,
     PermanentProviderError,
     Provider,
+    ProviderError,
     TransientProviderError,
 )
 from kupe.server.services.conditions import set_condition
@@ -49,6 +54,31 @@ class Outcome:
     requeue_after: float
     result: str = "ok"
     error: str | None = field(default=None)
+
+
+@dataclass
+class Resync:
+    """The bulk look at settled clusters: which are as recorded, and which need `reconcile`."""
+
+    # Only their next resync, `after` seconds from now, is to be recorded. One draw of the
+    # jitter for the batch: its clusters are swept together again anyway, and other batches
+    # draw other times.
+    after: float
+    unchanged: list[WorkItem] = field(default_factory=list)
+    drifted: list[WorkItem] = field(default_factory=list)
+
+
+def _spec(item: WorkItem) -> ClusterSpec:
+    return ClusterSpec(
+        id=item.id,
+        tenant=item.tenant,
+        name=item.name,
+        type=item.type,
+        version=item.version,
+        cpu_millis=item.cpu_millis,
+        memory_bytes=item.memory_bytes,
+        storage_bytes=item.storage_bytes,
+    )
 
 
 class ClusterController:
@@ -82,6 +112,33 @@ class ClusterController:
         except PermanentProviderError as exc:
             return self._permanent(item, exc, now)
 
+    async def resync(self, items: Sequence[WorkItem]) -> Resync:
+        """Observe settled clusters with one provider call. A cluster is unchanged when
+        `reconcile` would touch no infrastructure, record exactly what is recorded already and
+        look again only at the next resync; everything else (drift, a failed observation,
+        anything not settled) is left to `reconcile`, which observes it afresh."""
+        try:
+            states = await self.provider.observe_many([item.id for item in items])
+        except ProviderError:
+            return Resync(self._resync_delay(), drifted=list(items))
+        now = self.clock.now()
+        result = Resync(self._resync_delay())
+        for item in items:
+            state = states.get(item.id)
+            spec = _spec(item)
+            if (
+                state is not None
+                and state.matches(spec)
+                and not item.deleting
+                and item.phase != "Failed"
+            ):
+                values, settled = self._observed(item, spec, state, now)
+                if settled and all(getattr(item, key) == value for key, value in values.items()):
+                    result.unchanged.append(item)
+                    continue
+            result.drifted.append(item)
+        return result
+
     async def _tear_down(
         self, item: WorkItem, now: datetime, check_lease: Callable[[], None]
     ) -> Outcome:
@@ -94,16 +151,7 @@ class ClusterController:
     async def _converge(
         self, item: WorkItem, now: datetime, check_lease: Callable[[], None]
     ) -> Outcome:
-        spec = ClusterSpec(
-            id=item.id,
-            tenant=item.tenant,
-            name=item.name,
-            type=item.type,
-            version=item.version,
-            cpu_millis=item.cpu_millis,
-            memory_bytes=item.memory_bytes,
-            storage_bytes=item.storage_bytes,
-        )
+        spec = _spec(item)
         state = await self.provider.observe(item.id)
         if state is None or (
             not state.matches(spec)
@@ -116,6 +164,15 @@ class ClusterController:
     def _status(
         self, item: WorkItem, spec: ClusterSpec, state: InfraState, now: datetime
     ) -> Outcome:
+        values, settled = self._observed(item, spec, state, now)
+        delay = self._resync_delay() if settled else self.settings.reconcile_poll_seconds
+        return Outcome(values, delay)
+
+    def _observed(
+        self, item: WorkItem, spec: ClusterSpec, state: InfraState, now: datetime
+    ) -> tuple[dict[str, Any], bool]:
+        """The status to record for what the infrastructure reports, and whether the
+        cluster has settled (nothing in progress: the next look is the periodic resync)."""
         phase = _PHASE_OF.get(state.phase, item.phase)
         if phase == "Degraded" and item.phase in ("Pending", "Provisioning"):
             phase = "Provisioning"  # never was Running, so it cannot have degraded
@@ -166,9 +223,7 @@ class ClusterController:
                 endpoint=state.endpoint,
                 ca_certificate=state.ca_certificate,
             )
-        settled = phase in ("Running", "Degraded") and up_to_date
-        delay = self._resync_delay() if settled else self.settings.reconcile_poll_seconds
-        return Outcome(values, delay)
+        return values, phase in ("Running", "Degraded") and up_to_date
 
     def _transient(self, item: WorkItem, exc: TransientProviderError, now: datetime) -> Outcome:
         failures = item.failure_count + 1
