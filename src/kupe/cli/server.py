@@ -72,7 +72,7 @@ def serve(
     settings = _settings(host=host, port=port)
     configure_logging(settings)
     with _configuration_errors():
-        app = create_app(settings, bootstrap=True)
+        app = create_app(settings, bootstrap=True, freeze_heap=True)
     uvicorn.run(
         app,
         host=settings.host,

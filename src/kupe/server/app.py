@@ -33,8 +33,11 @@ def create_app(
     provider: Provider | None = None,
     run_reconciler: bool | None = None,
     bootstrap: bool = False,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """Build the API for `settings`; the lifespan migrates, bootstraps and runs the reconciler."""
+    """Build the API for `settings`; the lifespan migrates, bootstraps and runs the reconciler.
+    `freeze_heap` is for a process that exists to serve this app (`kupe serve`), see
+    `settle_heap`."""
     runtime = Runtime(settings, clock=clock, provider=provider, run_reconciler=run_reconciler)
 
     @asynccontextmanager
@@ -42,7 +45,8 @@ def create_app(
         result = await runtime.start(bootstrap=bootstrap)
         if result is not None:
             announce_bootstrap(result)
-        settle_heap()
+        if freeze_heap:
+            settle_heap()
         try:
             yield
         finally:

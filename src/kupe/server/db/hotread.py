@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,8 @@ from sqlalchemy.sql.expression import ClauseElement
 from kupe.server.db.models import ApiKey, Cluster, Tenant
 from kupe.server.db.repository import key_tenant_cluster
 
-# SQLite extended result codes that mean "another connection holds a lock right now".
+# SQLite result codes (the low byte of an extended code) meaning "another connection holds a
+# lock right now".
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _SQLITE_NO_LIMIT = -1
 POSTGRES_POOL_SIZE = 8
@@ -131,7 +132,11 @@ class HotReads(Protocol):
     async def close(self) -> None: ...
 
 
-def _lookup(row: Sequence[Any], convert_datetime: Any, convert_bool: Any) -> KeyLookup:
+def _lookup(
+    row: Sequence[Any],
+    convert_datetime: Callable[[Any], datetime | None],
+    convert_bool: Callable[[Any], bool],
+) -> KeyLookup:
     """Build a KeyLookup from a `_KEY_TENANT_CLUSTER` row."""
     n_key = len(_KEY_COLUMNS)
     key = KeyRecord(
