@@ -157,7 +157,10 @@ def test_request_races_across_replicas_are_decided_by_the_database(group: Proces
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["resourceVersion"] for r in responses}) == 1
 
-    # PATCHes with one If-Match: one 200, the rest 412.
+    # PATCHes with one If-Match: one 200, the rest 412. Once the cluster is Running nothing but
+    # these requests moves its resourceVersion (a resync that finds it unchanged writes none),
+    # so the ETag read here is current when the racers start.
+    wait_for("same-name Running", lambda: apis[0].all_at("Running", ["same-name"]))
     etag = apis[0].get("same-name").headers["etag"]
 
     def patch(i: int) -> httpx.Response:
