@@ -63,7 +63,8 @@ def test_pagination_neither_skips_nor_repeats(database_url: str, tmp_path: Path)
         def check(initial: list[str], limit: int, data: st.DataObject) -> None:
             creds = driver.tenant()
             live = set()
-            for name in initial:
+
+            def create(name: str) -> None:
                 created = driver.request(
                     "POST",
                     creds.url("/clusters"),
@@ -72,6 +73,9 @@ def test_pagination_neither_skips_nor_repeats(database_url: str, tmp_path: Path)
                 )
                 assert created.status_code == 201, created.text
                 live.add(name)
+
+            for name in initial:
+                create(name)
             ever = set(live)
             touched: set[str] = set()  # deleted (or created) while the listing was under way
             seen: list[str] = []
@@ -97,14 +101,7 @@ def test_pagination_neither_skips_nor_repeats(database_url: str, tmp_path: Path)
                         touched.add(victim)
                     else:
                         name = data.draw(names.filter(lambda n: n not in ever), label="new")
-                        created = driver.request(
-                            "POST",
-                            creds.url("/clusters"),
-                            creds,
-                            json={"name": name, "displayName": name, "type": "shared"},
-                        )
-                        assert created.status_code == 201, created.text
-                        live.add(name)
+                        create(name)
                         ever.add(name)
                         touched.add(name)
                 if data.draw(st.booleans(), label="reconcile?"):

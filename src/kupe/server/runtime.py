@@ -168,12 +168,9 @@ class Runtime:
             )
             if found is None:
                 async with self.db.read() as session:
-                    found = (
-                        await self.auth.authenticate_for_cluster(
-                            session, authorization, tenant, cluster
-                        )
-                        if cluster
-                        else (await self.auth.authenticate(session, authorization, tenant), None)
+                    # An empty cluster name matches no cluster: a list's version is None.
+                    found = await self.auth.authenticate_for_cluster(
+                        session, authorization, tenant, cluster
                     )
             principal = found[0]
             yield found
