@@ -34,6 +34,7 @@ from kupe.server.providers.base import (
     InfraPhase,
     InfraState,
     PermanentProviderError,
+    Provider,
     TransientProviderError,
 )
 from kupe.server.providers.pki import issue_cluster_pki
@@ -136,7 +137,7 @@ class SimulatedTimings:
     fail_pattern: str = ""
 
 
-class SimulatedProvider:
+class SimulatedProvider(Provider):
     """A provider whose clusters are rows in a local file; see the module docstring."""
 
     name = "simulated"
@@ -310,6 +311,9 @@ class SimulatedProvider:
         return await self._run(
             lambda txn: int(txn.conn.execute("SELECT count(*) FROM infra").fetchone()[0])
         )
+
+    async def aclose(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release the file and the worker thread."""
