@@ -215,7 +215,11 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     parser.add_argument(
-        "--tenants", type=int, default=1, help="spread the clusters over this many tenants"
+        "--tenants",
+        type=int,
+        nargs="+",
+        default=[1, 8],
+        help="spread the clusters over this many tenants (each count is a scenario)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -226,20 +230,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kupe-bench-") as tmp:
         workdir = Path(tmp)
         with databases(kinds, workdir) as handles:
-            for kind in kinds:
-                for replicas in replica_counts:
-                    run_dir = workdir / f"{kind}-{replicas}"
-                    run_dir.mkdir()
-                    handle = handles.get(kind)
-                    if handle is None:
-                        url = f"sqlite+aiosqlite:///{run_dir / 'kupe.db'}"
-                    else:
-                        url = handle.create_database(f"bench_{uuid.uuid4().hex[:12]}")
-                    result = scenario(
-                        run_dir, kind, url, replicas, args.clusters, args.tenants, args.concurrency
-                    )
-                    print(result.line(), flush=True)
-                    results.append(result)
+            for kind, replicas, tenants in (
+                (k, r, t) for k in kinds for r in replica_counts for t in args.tenants
+            ):
+                run_dir = workdir / f"{kind}-{replicas}-{tenants}"
+                run_dir.mkdir()
+                handle = handles.get(kind)
+                if handle is None:
+                    url = f"sqlite+aiosqlite:///{run_dir / 'kupe.db'}"
+                else:
+                    url = handle.create_database(f"bench_{uuid.uuid4().hex[:12]}")
+                result = scenario(
+                    run_dir, kind, url, replicas, args.clusters, tenants, args.concurrency
+                )
+                print(result.line(), flush=True)
+                results.append(result)
     if args.json:
         rows = [
             {

@@ -266,10 +266,10 @@ async def test_last_used_at_counts_failed_requests_too(kupe: Kupe) -> None:
 async def test_operator_keys_and_expiry_through_the_service(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     async with kupe.runtime.db.write() as session:
-        tenant = await kupe.runtime.tenants.tenant(session, "acme")
-        issued = await kupe.runtime.tenants.issue_api_key(
+        tenant = await kupe.runtime.services.tenants.tenant(session, "acme")
+        issued = await kupe.runtime.services.tenants.issue_api_key(
             session,
-            tenant,
+            tenant.id,
             role="readonly",
             display_name="short",
             created_by="operator",

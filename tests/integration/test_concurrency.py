@@ -13,13 +13,19 @@ import pytest
 from sqlalchemy import select
 
 from kupe.core.clock import FakeClock
+from kupe.core.phases import ClusterPhase
+from kupe.server.db.leases import FinishResult
 from kupe.server.db.models import Cluster
-from kupe.server.db.reconcile import FinishResult, ReconcileRepository, WorkItem
-from kupe.server.db.repository import ClusterRepository
+from kupe.server.db.repositories.cluster import ClusterRepository
 from kupe.server.metrics import Metrics
 from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings, read_ledger
-from kupe.server.reconciler.cluster import ClusterController, LeaseLost, Outcome
+from kupe.server.reconciler.claims import claim_key
+from kupe.server.reconciler.kind import LeaseLost, Outcome
+from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.cluster_item import CLUSTER_LEASES, ClusterItem
+from kupe.server.reconciler.kinds.cluster_rules import ClusterStatusUpdate
 from kupe.server.reconciler.loop import Reconciler
+from kupe.server.reconciler.policy import RetryPolicy
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 
 RACERS = 16
@@ -127,32 +133,54 @@ async def test_concurrent_creates_get_distinct_resource_versions(kupe: Kupe) -> 
 # -- reconcilers ----------------------------------------------------------------------------
 
 
-def replica(kupe: Kupe, actor: str, workers: int = 32) -> tuple[Reconciler, SimulatedProvider]:
+class RecordingKind(ClusterKind):
+    """The cluster kind, noting which replica reconciled which cluster."""
+
+    def __init__(self, inner: ClusterKind, into: list[tuple[str, str]], who: str) -> None:
+        super().__init__(inner.provider, inner.clock, inner.policy, inner.metrics)
+        self.into = into
+        self.who = who
+
+    async def reconcile(self, item: ClusterItem, check_lease: object = None) -> Outcome:  # type: ignore[override]
+        self.into.append((self.who, item.id))
+        await asyncio.sleep(0)  # let the other replica run meanwhile
+        return await super().reconcile(item, check_lease)  # type: ignore[arg-type]
+
+
+def replica(
+    kupe: Kupe,
+    actor: str,
+    workers: int = 32,
+    record: tuple[list[tuple[str, str]], str] | None = None,
+) -> tuple[Reconciler, SimulatedProvider, ClusterKind]:
     """Another reconciler on the same database and the same simulated cloud, as a second
     process would have, with its own provider instance (named `actor` in the cloud's ledger)."""
     runtime = kupe.runtime
-    settings = runtime.settings.model_copy(update={"reconcile_workers": workers})
+    settings = runtime.settings.reconciler.model_copy(update={"workers": workers})
     provider = SimulatedProvider(
-        settings.effective_sim_state_file,
+        runtime.provider.state_file,  # type: ignore[attr-defined]
         clock=kupe.clock,
         metrics=Metrics(),
-        cluster_domain=settings.cluster_domain,
-        timings=SimulatedTimings(provision_seconds=settings.sim_provision_seconds),
+        cluster_domain=runtime.settings.cluster_domain,
+        timings=SimulatedTimings(provision_seconds=8),
         actor=actor,
     )
-    controller = ClusterController(provider, kupe.clock, settings)
-    return Reconciler(runtime.db, controller, kupe.clock, provider.metrics, settings), provider
+    kind = ClusterKind(provider, kupe.clock, RetryPolicy(settings), provider.metrics)
+    if record is not None:
+        kind = RecordingKind(kind, *record)
+    reconciler = Reconciler(runtime.db, [kind], kupe.clock, provider.metrics, settings)
+    return reconciler, provider, kind
 
 
-def record_handled(reconciler: Reconciler, into: list[tuple[str, str]], who: str) -> None:
-    original = reconciler.controller.reconcile
-
-    async def reconcile(item: WorkItem, *args: object) -> Outcome:
-        into.append((who, item.id))
-        await asyncio.sleep(0)  # let the other replica run meanwhile
-        return await original(item, *args)  # type: ignore[arg-type]
-
-    reconciler.controller.reconcile = reconcile  # type: ignore[method-assign]
+async def claim_one(kupe: Kupe, reconciler: Reconciler, kind: ClusterKind) -> ClusterItem:
+    """Lease the one due cluster as `reconciler` would, and hold the claim in its book."""
+    token, until = reconciler.claims.new_token(), reconciler.claims.lease_until()
+    async with kupe.runtime.db.write() as session:
+        [item] = await CLUSTER_LEASES.claim(
+            session, now=kupe.clock.now(), owner=token, lease_until=until, limit=10
+        )
+    reconciler.claims.hold(kind, [item], until)
+    return item
 
 
 async def test_replicas_claim_disjoint_work_and_create_each_cluster_once(kupe: Kupe) -> None:
@@ -160,11 +188,10 @@ async def test_replicas_claim_disjoint_work_and_create_each_cluster_once(kupe: K
     names = [f"c{i:02d}" for i in range(40)]
     for name in names:
         assert (await kupe.create_cluster(acme, name)).status_code == 201
-    first, first_cloud = replica(kupe, "replica-a", workers=8)  # small batches: many rounds
-    second, second_cloud = replica(kupe, "replica-b", workers=8)
     handled: list[tuple[str, str]] = []
-    record_handled(first, handled, "a")
-    record_handled(second, handled, "b")
+    # Small batches: many rounds.
+    first, first_cloud, _ = replica(kupe, "replica-a", workers=8, record=(handled, "a"))
+    second, second_cloud, _ = replica(kupe, "replica-b", workers=8, record=(handled, "b"))
 
     async def round_() -> None:
         handled.clear()
@@ -190,23 +217,24 @@ async def test_replicas_claim_disjoint_work_and_create_each_cluster_once(kupe: K
 async def test_heartbeat_keeps_a_lease_and_an_expired_one_is_taken_over(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     await kupe.create_cluster(acme, "web")
-    lease = kupe.runtime.settings.lease_seconds
-    holder, holder_cloud = replica(kupe, "holder")
-    taker, taker_cloud = replica(kupe, "taker")
+    lease = kupe.runtime.settings.reconciler.lease_seconds
+    holder, holder_cloud, kind = replica(kupe, "holder")
+    taker, taker_cloud, _ = replica(kupe, "taker")
 
-    [item] = await holder._claim(10)
+    item = await claim_one(kupe, holder, kind)
+    key = claim_key(kind, item)
     for _ in range(3):  # well past the original lease, but extended every 0.6 of it
         kupe.clock.advance(lease * 0.6)
-        assert await holder.heartbeat() == {item.key}
+        assert await holder.heartbeat() == {key}
         assert await taker.drain() == 0
-        holder._check_lease(item.key)  # still surely ours
+        holder.claims.check(key)  # still surely ours
 
     kupe.clock.advance(lease + 1)  # the holder stopped beating (stuck, or cut off)
     assert await taker.drain() == 1
     assert await kupe.phase(acme, "web") == "Provisioning"
     assert await holder.heartbeat() == set()  # it learns it lost the claim ...
     with pytest.raises(LeaseLost):
-        holder._check_lease(item.key)  # ... and its worker stops before touching anything
+        holder.claims.check(key)  # ... and its worker stops before touching anything
     holder_cloud.close()
     taker_cloud.close()
 
@@ -214,31 +242,25 @@ async def test_heartbeat_keeps_a_lease_and_an_expired_one_is_taken_over(kupe: Ku
 async def test_a_worker_that_lost_its_lease_writes_nothing(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     await kupe.create_cluster(acme, "web")
-    stale, stale_cloud = replica(kupe, "stale")
-    fresh, fresh_cloud = replica(kupe, "fresh")
-    [item] = await stale._claim(10)
+    stale, stale_cloud, kind = replica(kupe, "stale")
+    fresh, fresh_cloud, _ = replica(kupe, "fresh")
+    item = await claim_one(kupe, stale, kind)
 
-    kupe.clock.advance(kupe.runtime.settings.lease_seconds + 1)
+    kupe.clock.advance(kupe.runtime.settings.reconciler.lease_seconds + 1)
     assert await fresh.drain() == 1  # took over, created it in the cloud, recorded the outcome
     before = await cluster_row(kupe, "web")
 
     # The stale worker now gets to run: it must neither touch the cloud nor the database.
-    await stale._handle(item)
-    async with kupe.runtime.db.write() as session:
-        result = await ReconcileRepository(session).finish(
-            item,
-            owner=item.lease,
-            values={"phase": "Failed"},
-            next_at=kupe.clock.now(),
-            now=kupe.clock.now(),
-        )
-    assert result is FinishResult.LOST_LEASE
+    stale.sweeper.backlog.append((kind, item))
+    await stale.drain()
+    failed = Outcome(ClusterStatusUpdate(failure_count=0, phase=ClusterPhase.FAILED), 1.0)
+    assert await stale.writer.write(kind, item, failed) is FinishResult.LOST_LEASE
     after = await cluster_row(kupe, "web")
     assert (after.resource_version, after.phase) == (before.resource_version, "Provisioning")
     actors = {e.actor for e in read_ledger(stale_cloud.state_file)}
     assert actors == {"fresh"}
     lost = stale.metrics.registry.get_sample_value(
-        "kupe_reconciler_reconciles_total", {"outcome": "lost_lease"}
+        "kupe_reconciler_reconciles_total", {"kind": "cluster", "outcome": "lost_lease"}
     )
     assert lost == 1
     stale_cloud.close()
@@ -255,20 +277,18 @@ async def test_a_process_reclaiming_its_own_expired_claim_gets_a_new_lease(
         acme = await kupe.tenant()
         await kupe.create_cluster(acme, "web")
         reconciler = kupe.runtime.reconciler
-        [old] = await reconciler._claim(10)
-        kupe.clock.advance(settings.lease_seconds + 1)
-        [new] = await reconciler._claim(10)
+        [kind] = kupe.runtime.kinds
+        old = await claim_one(kupe, reconciler, kind)  # type: ignore[arg-type]
+        kupe.clock.advance(settings.reconciler.lease_seconds + 1)
+        new = await claim_one(kupe, reconciler, kind)  # type: ignore[arg-type]
         assert old.id == new.id
         assert old.lease != new.lease
+        now = kupe.clock.now()
         async with kupe.runtime.db.write() as session:
-            stale = await ReconcileRepository(session).finish(
-                old, owner=old.lease, values={}, next_at=kupe.clock.now(), now=kupe.clock.now()
-            )
+            stale = await CLUSTER_LEASES.finish(session, old, values={}, next_at=now, now=now)
         assert stale is FinishResult.LOST_LEASE
         async with kupe.runtime.db.write() as session:
-            current = await ReconcileRepository(session).finish(
-                new, owner=new.lease, values={}, next_at=kupe.clock.now(), now=kupe.clock.now()
-            )
+            current = await CLUSTER_LEASES.finish(session, new, values={}, next_at=now, now=now)
         assert current is FinishResult.APPLIED
 
 
@@ -276,7 +296,8 @@ async def test_leases_expire_by_the_clock_and_wait_until_then(kupe: Kupe) -> Non
     acme = await kupe.tenant()
     await kupe.create_cluster(acme, "web")
     async with kupe.runtime.db.write() as session:
-        await ReconcileRepository(session).claim(
+        await CLUSTER_LEASES.claim(
+            session,
             now=kupe.clock.now(),
             owner="elsewhere:1",
             lease_until=kupe.clock.now() + timedelta(seconds=10),

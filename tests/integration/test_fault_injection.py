@@ -45,7 +45,9 @@ async def _run_until(kupe: Kupe, creds: TenantCreds, done: Any, limit: float) ->
 
 
 def _retries(metrics: str) -> float:
-    match = re.search(r'kupe_reconciler_reconciles_total\{outcome="retry"\} ([0-9.e+]+)', metrics)
+    match = re.search(
+        r'kupe_reconciler_reconciles_total\{kind="cluster",outcome="retry"\} ([0-9.e+]+)', metrics
+    )
     return float(match.group(1)) if match else 0.0
 
 
@@ -94,6 +96,6 @@ async def test_a_fleet_converges_through_transient_provider_failures(
         # The faults were real: the reconciler had to retry, and nothing gave up.
         metrics = (await kupe.client.get("/metrics")).text
         assert _retries(metrics) >= 10, metrics
-        assert 'kupe_reconciler_reconciles_total{outcome="failed"}' not in metrics
+        assert 'kupe_reconciler_reconciles_total{kind="cluster",outcome="failed"}' not in metrics
         tenant = (await kupe.client.get(acme.url(), headers=acme.headers)).json()
         assert tenant["status"]["clusterCount"] == 0

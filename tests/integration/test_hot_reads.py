@@ -12,7 +12,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from kupe.server.db.hotread import HotReads, hot_reads_for
-from kupe.server.db.repository import ApiKeyRepository, ClusterRepository
+from kupe.server.db.models import Cluster
+from kupe.server.db.refs import TenantRef
+from kupe.server.db.repositories.access import AccessRepository
+from kupe.server.db.repositories.apikey import ApiKeyRepository
+from kupe.server.db.repositories.cluster import ClusterRepository
 from tests.support.harness import Kupe
 
 
@@ -43,10 +47,10 @@ async def test_hot_reads_match_the_session_path(kupe: Kupe) -> None:
         ("globex", "golf"),
         ("nobody", ""),
     ):
-        found = await hot.key_with_tenant(key_id, tenant, cluster)
+        found = await hot.key_with_tenant(key_id, tenant, Cluster, cluster)
         async with kupe.runtime.db.read() as session:
-            expected = await ApiKeyRepository(session).by_id_with_tenant_and_cluster(
-                key_id, tenant, cluster
+            expected = await AccessRepository(session).key_with_tenant_and_object(
+                key_id, tenant, Cluster, cluster
             )
         assert found is not None
         assert expected is not None
@@ -58,29 +62,33 @@ async def test_hot_reads_match_the_session_path(kupe: Kupe) -> None:
             assert found.tenant is None
         else:
             assert found.tenant is not None
-            for column in stored_tenant.__table__.columns:
-                assert getattr(found.tenant, column.key) == getattr(stored_tenant, column.key)
+            assert found.tenant == TenantRef.of(stored_tenant)
         if stored_version is None:
-            assert found.cluster_id is None
+            assert found.object_id is None
         else:
-            assert (found.cluster_id, found.cluster_resource_version) == (
+            assert (found.object_id, found.object_resource_version) == (
                 stored_version.id,
                 stored_version.resource_version,
             )
     # A cluster of another tenant is never found through this key.
-    assert (await hot.key_with_tenant(key_id, "globex", "golf")) is not None
-    assert (await hot.key_with_tenant(key_id, "globex", "golf")).cluster_id is None  # type: ignore[union-attr]
-    assert await hot.key_with_tenant("ak-zzzzzzzz", "acme", "alpha") is None
+    other = await hot.key_with_tenant(key_id, "globex", Cluster, "golf")
+    assert other is not None
+    assert other.object_id is None
+    assert await hot.key_with_tenant("ak-zzzzzzzz", "acme", Cluster, "alpha") is None
 
-    acme_id = (await hot.key_with_tenant(key_id, "acme")).tenant.id  # type: ignore[union-attr]
+    own = await hot.key_with_tenant(key_id, "acme", None)
+    assert own is not None
+    assert own.tenant is not None
+    acme_id = own.tenant.id
     async with kupe.runtime.db.read() as session:
         repo = ClusterRepository(session, acme_id)
         for after, limit in ((None, None), (None, 2), ("alpha", 1), ("charlie", None)):
             expected_versions = await repo.versions(after=after, limit=limit)
-            found_versions = await hot.cluster_versions(acme_id, after=after, limit=limit)
+            found_versions = await hot.object_versions(Cluster, acme_id, after=after, limit=limit)
             assert found_versions == [(v.id, v.resource_version, v.name) for v in expected_versions]
     assert [
-        name for _id, _rv, name in await hot.cluster_versions(acme_id, after=None, limit=None)
+        name
+        for _id, _rv, name in await hot.object_versions(Cluster, acme_id, after=None, limit=None)
     ] == ["alpha", "bravo", "charlie"]
 
 
@@ -125,7 +133,7 @@ async def test_a_busy_sqlite_is_waited_for_off_the_event_loop(
 
     ticking = asyncio.create_task(ticker())
     try:
-        read = asyncio.create_task(hot.cluster_versions("t-1", after=None, limit=None))
+        read = asyncio.create_task(hot.object_versions(Cluster, "t-1", after=None, limit=None))
         await asyncio.sleep(0.5)
         assert not read.done()
         assert ticks >= 10, "the event loop stalled while SQLite was busy"
@@ -133,7 +141,7 @@ async def test_a_busy_sqlite_is_waited_for_off_the_event_loop(
         holder.close()
         assert await asyncio.wait_for(read, 30) == []
         # The loop's own connection is fine afterwards and sees the committed row.
-        assert await hot.key_with_tenant("ak-none", "acme") is None
+        assert await hot.key_with_tenant("ak-none", "acme", None) is None
     finally:
         ticking.cancel()
         await hot.close()

@@ -8,10 +8,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from kupe.core.clock import FakeClock
+from kupe.server.db.leases import FinishResult
 from kupe.server.db.models import Cluster
-from kupe.server.db.reconcile import FinishResult, ReconcileRepository
 from kupe.server.providers.simulated import SimulatedProvider
-from kupe.server.reconciler.cluster import Outcome
+from kupe.server.reconciler.kind import Outcome
+from kupe.server.reconciler.kinds.cluster_item import CLUSTER_LEASES
+from kupe.server.reconciler.kinds.cluster_rules import ClusterStatusUpdate
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 
 
@@ -60,14 +62,14 @@ async def test_upgrade_moves_through_upgrading_and_version_follows(kupe: Kupe) -
     await kupe.step()
     body = await cluster_json(kupe, acme, "web")
     assert body["status"]["phase"] == "Upgrading"
-    assert body["status"]["kubernetesVersion"] == "v1.31.9"
+    assert body["status"]["kubernetesVersion"] == "v1.31.14"
     assert condition(body, "UpToDate")["status"] == "False"
     details = await kupe.client.get(acme.url("/clusters/web/kubeconfig"), headers=acme.headers)
     assert details.status_code == 200  # connection details stay available while upgrading
     await kupe.run_for(6)
     body = await cluster_json(kupe, acme, "web")
     assert body["status"]["phase"] == "Running"
-    assert body["status"]["kubernetesVersion"] == "v1.32.5"
+    assert body["status"]["kubernetesVersion"] == "v1.32.13"
     assert body["status"]["observedGeneration"] == 2
     assert condition(body, "UpToDate")["status"] == "True"
 
@@ -125,14 +127,16 @@ async def test_degraded_and_back(kupe: Kupe) -> None:
     assert isinstance(provider, SimulatedProvider)
     ident = await cluster_id(kupe, "web")
     await provider.set_healthy(ident, False)
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)  # the periodic resync notices
+    await kupe.step(
+        kupe.runtime.settings.reconciler.resync_seconds + 1
+    )  # the periodic resync notices
     body = await cluster_json(kupe, acme, "web")
     assert body["status"]["phase"] == "Degraded"
     assert condition(body, "Ready")["status"] == "False"
     details = await kupe.client.get(acme.url("/clusters/web/kubeconfig"), headers=acme.headers)
     assert details.status_code == 200
     await provider.set_healthy(ident, True)
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 1)
     assert await kupe.phase(acme, "web") == "Running"
 
 
@@ -144,7 +148,7 @@ async def test_vanished_infrastructure_is_recreated(kupe: Kupe) -> None:
     provider = kupe.runtime.provider
     assert isinstance(provider, SimulatedProvider)
     await provider.delete(await cluster_id(kupe, "web"))
-    await kupe.step(kupe.runtime.settings.resync_seconds + 10)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 10)
     assert await kupe.phase(acme, "web") == "Provisioning"
     await kupe.run_for(9)
     assert await kupe.phase(acme, "web") == "Running"
@@ -192,7 +196,7 @@ async def test_transient_failures_recover(tmp_path: Path, database_url: str) -> 
         await kupe.run_for(40)
         assert [await kupe.phase(acme, n) for n in names] == ["<gone>"] * len(names)
         metrics = (await kupe.client.get("/metrics")).text
-        assert 'kupe_reconciler_reconciles_total{outcome="retry"}' in metrics
+        assert 'kupe_reconciler_reconciles_total{kind="cluster",outcome="retry"}' in metrics
 
 
 async def test_persistent_transient_failures_give_up_as_failed(
@@ -228,18 +232,18 @@ async def test_expired_lease_is_taken_over_and_the_loser_writes_nothing(kupe: Ku
     acme = await kupe.tenant()
     await kupe.create_cluster(acme, "web")
     now = kupe.clock.now()
-    lease = timedelta(seconds=kupe.runtime.settings.lease_seconds)
+    lease = timedelta(seconds=kupe.runtime.settings.reconciler.lease_seconds)
     async with kupe.runtime.db.write() as session:
-        [stale] = await ReconcileRepository(session).claim(
-            now=now, owner="crashed-worker", lease_until=now + lease, limit=10
+        [stale] = await CLUSTER_LEASES.claim(
+            session, now=now, owner="crashed-worker", lease_until=now + lease, limit=10
         )
     assert await kupe.step() == 0  # leased elsewhere: nobody else touches it
-    assert await kupe.step(kupe.runtime.settings.lease_seconds + 1) == 1
+    assert await kupe.step(kupe.runtime.settings.reconciler.lease_seconds + 1) == 1
     assert await kupe.phase(acme, "web") == "Provisioning"
     async with kupe.runtime.db.write() as session:
-        result = await ReconcileRepository(session).finish(
+        result = await CLUSTER_LEASES.finish(
+            session,
             stale,
-            owner="crashed-worker",
             values={"phase": "Failed"},
             next_at=kupe.clock.now(),
             now=kupe.clock.now(),
@@ -254,16 +258,21 @@ async def test_spec_change_during_reconcile_is_not_overwritten(kupe: Kupe) -> No
     await kupe.run_for(9)
     now = kupe.clock.now()
     async with kupe.runtime.db.write() as session:
-        [item] = await ReconcileRepository(session).claim(
-            now=now + timedelta(days=1), owner="w", lease_until=now + timedelta(days=2), limit=1
+        [item] = await CLUSTER_LEASES.claim(
+            session,
+            now=now + timedelta(days=1),
+            owner="w",
+            lease_until=now + timedelta(days=2),
+            limit=1,
         )
     await kupe.client.patch(
         acme.url("/clusters/web"), json={"resources": {"cpu": "2"}}, headers=acme.headers
     )
-    outcome = Outcome({"observed_generation": item.generation}, 300)
+    outcome = Outcome(ClusterStatusUpdate(0, observed_generation=item.generation), 300)
+    [kind] = kupe.runtime.kinds
     async with kupe.runtime.db.write() as session:
-        result = await ReconcileRepository(session).finish(
-            item, owner="w", values=outcome.values, next_at=now, now=now
+        result = await kind.write(
+            session, item, outcome, resource_version=None, next_at=now, now=now
         )
     assert result is FinishResult.REQUEUED
     body = await cluster_json(kupe, acme, "web")

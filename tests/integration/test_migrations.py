@@ -18,7 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
-from kupe.server.db.engine import Database, alembic_config, head_revision
+from kupe.server.db.engine import Database
+from kupe.server.db.migrate import alembic_config, head_revision
 from kupe.server.db.models import Base
 from tests.support.postgres import PostgresHandle
 

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from kupe.server.db.models import Cluster
-from kupe.server.db.reconcile import ReconcileRepository
 from kupe.server.metrics import Metrics
 from kupe.server.providers.base import InfraState, TransientProviderError
 from kupe.server.providers.simulated import SimulatedProvider, SimulatedTimings, read_ledger
-from kupe.server.reconciler.cluster import ClusterController
+from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.cluster_item import CLUSTER_LEASES
 from kupe.server.reconciler.loop import Reconciler
+from kupe.server.reconciler.policy import RetryPolicy
 from tests.support.harness import Kupe, TenantCreds
 
 Observed = dict[str, InfraState | None]
@@ -82,9 +83,15 @@ def meanwhile(provider: SimulatedProvider, action: Callable[[], Awaitable[None]]
 
 def resyncs(kupe: Kupe) -> float:
     value = kupe.runtime.metrics.registry.get_sample_value(
-        "kupe_reconciler_reconciles_total", {"outcome": "ok"}
+        "kupe_reconciler_reconciles_total", {"kind": "cluster", "outcome": "ok"}
     )
     return value or 0.0
+
+
+async def sweep(reconciler: Reconciler) -> int:
+    """One sweep of every kind, as the loop runs it; how many items it read."""
+    read, _full = await reconciler.sweeper.sweep(reconciler.kinds)
+    return read
 
 
 async def test_settled_clusters_are_resynced_in_bulk_and_nothing_visible_changes(
@@ -97,7 +104,7 @@ async def test_settled_clusters_are_resynced_in_bulk_and_nothing_visible_changes
     ledger = read_ledger(provider.state_file)
     calls = record_calls(provider)
     counted = resyncs(kupe)
-    resync = kupe.runtime.settings.resync_seconds
+    resync = kupe.runtime.settings.reconciler.resync_seconds
 
     kupe.clock.advance(resync + 1)
     now = kupe.clock.now()
@@ -130,7 +137,7 @@ async def test_drift_found_by_the_sweep_takes_the_full_path(kupe: Kupe) -> None:
     kupe.clock.advance(provider.timings.delete_seconds)
     calls = record_calls(provider)
 
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 1)
 
     # The sweep observed all of them at once; only the drifted ones were looked at again.
     assert calls[0][0] == "observe_many"
@@ -147,7 +154,7 @@ async def test_drift_found_by_the_sweep_takes_the_full_path(kupe: Kupe) -> None:
 
     await kupe.run_for(9)
     await provider.set_healthy(sick.id, True)
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 1)
     assert [await kupe.phase(acme, name) for name in names] == ["Running"] * len(names)
 
 
@@ -162,9 +169,9 @@ async def test_a_spec_change_while_the_sweep_observes_is_not_lost(kupe: Kupe) ->
         assert response.status_code == 200, response.text
 
     meanwhile(simulated(kupe), patch)
-    kupe.clock.advance(kupe.runtime.settings.resync_seconds + 1)
+    kupe.clock.advance(kupe.runtime.settings.reconciler.resync_seconds + 1)
     now = kupe.clock.now()
-    assert await kupe.runtime.reconciler._sweep() == 3
+    assert await sweep(kupe.runtime.reconciler) == 3
 
     after = await rows(kupe)
     assert after["c0"].generation == 2
@@ -194,11 +201,11 @@ async def test_a_drifted_cluster_changed_while_the_sweep_observes_is_not_claimed
         assert response.status_code == 200, response.text
 
     meanwhile(provider, patch)
-    kupe.clock.advance(kupe.runtime.settings.resync_seconds + 1)
+    kupe.clock.advance(kupe.runtime.settings.reconciler.resync_seconds + 1)
     now = kupe.clock.now()
     reconciler = kupe.runtime.reconciler
-    assert await reconciler._sweep() == 2
-    assert not reconciler._backlog
+    assert await sweep(reconciler) == 2
+    assert not reconciler.sweeper.backlog
     changed = (await rows(kupe))["c0"]
     assert (changed.generation, changed.lease_owner) == (2, None)
     assert changed.next_reconcile_at <= now
@@ -216,7 +223,7 @@ async def test_a_delete_while_the_sweep_observes_is_not_lost(kupe: Kupe) -> None
         assert response.status_code == 204, response.text
 
     meanwhile(simulated(kupe), delete)
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 1)
     assert await kupe.phase(acme, "c1") == "Terminating"
     await kupe.run_for(4)
     assert await kupe.phase(acme, "c1") == "<gone>"
@@ -228,20 +235,20 @@ async def test_a_cluster_claimed_elsewhere_while_the_sweep_observes_is_left_alon
 ) -> None:
     acme = await kupe.tenant()
     await settled_fleet(kupe, acme, 1)
-    kupe.clock.advance(kupe.runtime.settings.resync_seconds + 1)
+    kupe.clock.advance(kupe.runtime.settings.reconciler.resync_seconds + 1)
     now = kupe.clock.now()
-    lease_until = now + timedelta(seconds=kupe.runtime.settings.lease_seconds)
+    lease_until = now + timedelta(seconds=kupe.runtime.settings.reconciler.lease_seconds)
 
     async def claim() -> None:
         async with kupe.runtime.db.write() as session:
-            claimed = await ReconcileRepository(session).claim(
-                now=now, owner="elsewhere:1", lease_until=lease_until, limit=10
+            claimed = await CLUSTER_LEASES.claim(
+                session, now=now, owner="elsewhere:1", lease_until=lease_until, limit=10
             )
         assert [item.name for item in claimed] == ["c0"]
 
     meanwhile(simulated(kupe), claim)
     before = (await rows(kupe))["c0"]
-    assert await kupe.runtime.reconciler._sweep() == 1
+    assert await sweep(kupe.runtime.reconciler) == 1
     after = (await rows(kupe))["c0"]
     assert (after.lease_owner, after.next_reconcile_at) == ("elsewhere:1", before.next_reconcile_at)
 
@@ -253,34 +260,30 @@ async def test_two_replicas_sweeping_the_same_clusters_write_each_once(kupe: Kup
     names = await settled_fleet(kupe, acme, 5)
     runtime = kupe.runtime
     second_cloud = SimulatedProvider(
-        runtime.settings.effective_sim_state_file,
+        simulated(kupe).state_file,
         clock=kupe.clock,
         metrics=Metrics(),
         cluster_domain=runtime.settings.cluster_domain,
         timings=SimulatedTimings(),
         actor="replica-b",
     )
-    second = Reconciler(
-        runtime.db,
-        ClusterController(second_cloud, kupe.clock, runtime.settings),
-        kupe.clock,
-        second_cloud.metrics,
-        runtime.settings,
-    )
+    settings = runtime.settings.reconciler
+    kind = ClusterKind(second_cloud, kupe.clock, RetryPolicy(settings), second_cloud.metrics)
+    second = Reconciler(runtime.db, [kind], kupe.clock, second_cloud.metrics, settings)
     won: dict[str, datetime] = {}
 
     async def second_sweeps_first() -> None:
-        assert await second._sweep() == len(names)
+        assert await sweep(second) == len(names)
         won.update({name: row.next_reconcile_at for name, row in (await rows(kupe)).items()})
 
     meanwhile(simulated(kupe), second_sweeps_first)
-    kupe.clock.advance(runtime.settings.resync_seconds + 1)
+    kupe.clock.advance(runtime.settings.reconciler.resync_seconds + 1)
     first_count = resyncs(kupe)
-    assert await runtime.reconciler._sweep() == len(names)
+    assert await sweep(runtime.reconciler) == len(names)
 
     assert resyncs(kupe) == first_count  # the first replica's write matched nothing
     second_count = second.metrics.registry.get_sample_value(
-        "kupe_reconciler_reconciles_total", {"outcome": "ok"}
+        "kupe_reconciler_reconciles_total", {"kind": "cluster", "outcome": "ok"}
     )
     assert second_count == len(names)
     assert {name: row.next_reconcile_at for name, row in (await rows(kupe)).items()} == won
@@ -298,7 +301,7 @@ async def test_a_failed_bulk_observation_falls_back_to_the_full_path(kupe: Kupe)
 
     provider.observe_many = unavailable  # type: ignore[method-assign]
     calls = record_calls(provider)
-    await kupe.step(kupe.runtime.settings.resync_seconds + 1)
+    await kupe.step(kupe.runtime.settings.reconciler.resync_seconds + 1)
 
     assert sorted(ids[0] for kind, ids in calls if kind == "observe") == sorted(
         row.id for row in before.values()
@@ -316,16 +319,16 @@ async def test_the_loop_sweeps_settled_clusters_without_busy_polling(kupe: Kupe)
     await settled_fleet(kupe, acme, 3)
     calls = record_calls(simulated(kupe))
     reconciler = kupe.runtime.reconciler
-    kupe.clock.advance(kupe.runtime.settings.resync_seconds + 1)
+    kupe.clock.advance(kupe.runtime.settings.reconciler.resync_seconds + 1)
     sweeps = 0
-    sweep = reconciler._sweep
+    original = reconciler.sweeper.sweep
 
-    async def counted() -> int:
+    async def counted(kinds: Sequence[object]) -> tuple[int, bool]:
         nonlocal sweeps
         sweeps += 1
-        return await sweep()
+        return await original(kinds)  # type: ignore[arg-type]
 
-    reconciler._sweep = counted  # type: ignore[method-assign]
+    reconciler.sweeper.sweep = counted  # type: ignore[method-assign]
     reconciler.start()
     try:
         for _ in range(100):

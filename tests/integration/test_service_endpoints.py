@@ -53,7 +53,25 @@ async def test_metrics_count_requests_transitions_and_provider_operations(kupe: 
     )
     assert 'route="/api/v1/tenants/{tenant}/clusters",status="201"' in text
     assert "kupe_http_request_duration_seconds_bucket" in text
-    assert "kupe_reconciler_queue_depth" in text
+
+
+async def test_queue_depth_counts_the_items_due(kupe: Kupe) -> None:
+    acme = await kupe.tenant()
+    for name in ("one", "two", "three"):
+        await kupe.create_cluster(acme, name)
+
+    async def depth() -> str:
+        await kupe.runtime.reconciler.measure_queue_depth()
+        text = (await kupe.client.get("/metrics")).text
+        return next(
+            line for line in text.splitlines() if line.startswith("kupe_reconciler_queue_depth{")
+        )
+
+    assert await depth() == 'kupe_reconciler_queue_depth{kind="cluster"} 3.0'
+    await kupe.step()
+    assert await depth() == 'kupe_reconciler_queue_depth{kind="cluster"} 0.0'
+    kupe.clock.advance(kupe.runtime.settings.reconciler.poll_seconds)
+    assert await depth() == 'kupe_reconciler_queue_depth{kind="cluster"} 3.0'  # looked at again
 
 
 async def test_openapi_documents_every_route_and_the_error_body(kupe: Kupe) -> None:
@@ -77,7 +95,7 @@ async def test_an_unexpected_error_is_a_clean_500_with_request_id(kupe: Kupe) ->
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals: SELECT * FROM api_keys")
 
-    kupe.runtime.clusters.list_json = broken  # type: ignore[method-assign]
+    kupe.runtime.services.clusters.list_json = broken  # type: ignore[method-assign]
     response = await kupe.client.get(
         acme.url("/clusters"), headers={**acme.headers, "X-Request-Id": "r-1"}
     )

@@ -43,7 +43,7 @@ class Kupe:
 
     async def tenant(self, name: str = "acme", plan: str = "pro") -> TenantCreds:
         async with self.runtime.db.write() as session:
-            _tenant, key = await self.runtime.tenants.create_tenant(
+            _tenant, key = await self.runtime.services.tenants.create_tenant(
                 session,
                 name=name,
                 display_name=name.title(),
@@ -54,9 +54,9 @@ class Kupe:
 
     async def api_key(self, tenant: str, role: str) -> str:
         async with self.runtime.db.write() as session:
-            record = await self.runtime.tenants.tenant(session, tenant)
-            key = await self.runtime.tenants.issue_api_key(
-                session, record, role=role, display_name=f"{role} key", created_by="test"
+            record = await self.runtime.services.tenants.tenant(session, tenant)
+            key = await self.runtime.services.tenants.issue_api_key(
+                session, record.id, role=role, display_name=f"{role} key", created_by="test"
             )
         return key.raw
 

@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from kupe.core.errors import KupeError
-from kupe.server.settings import Settings
+from kupe.server.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
     from kupe.server.admin import Admin
@@ -34,7 +34,7 @@ def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        typer.echo(f"kupe: invalid configuration: {exc}", err=True)
+        typer.echo(f"kupe: invalid configuration: {describe_errors(exc)}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -95,7 +95,7 @@ def reconciler(
 
     settings = _settings(reconciler_port=port)
     configure_logging(settings)
-    if settings.reconciler_port is not None:
+    if settings.reconciler.port is not None:
         import uvicorn
 
         from kupe.server.app import create_reconciler_app
@@ -103,7 +103,7 @@ def reconciler(
         uvicorn.run(
             create_reconciler_app(settings),
             host=settings.host,
-            port=settings.reconciler_port,
+            port=settings.reconciler.port,
             log_config=None,
             access_log=False,
             server_header=False,
@@ -134,7 +134,7 @@ def db_upgrade() -> None:
     settings = _settings()
 
     async def main() -> str | None:
-        db = Database(settings.effective_database_url, timeout=settings.database_timeout_seconds)
+        db = Database(settings.effective_database_url, timeout=settings.database.timeout_seconds)
         try:
             await db.upgrade()
             return await db.current_revision()
@@ -200,13 +200,17 @@ def set_plan(
 @admin_app.command("suspend")
 def suspend(name: TenantArg) -> None:
     """Suspend a tenant: reads keep working, writes answer 403; its clusters keep running."""
-    _admin(lambda admin: admin.set_phase(name, "Suspended"))
+    from kupe.core.phases import TenantPhase
+
+    _admin(lambda admin: admin.set_phase(name, TenantPhase.SUSPENDED))
 
 
 @admin_app.command("resume")
 def resume(name: TenantArg) -> None:
     """Resume a suspended tenant."""
-    _admin(lambda admin: admin.set_phase(name, "Active"))
+    from kupe.core.phases import TenantPhase
+
+    _admin(lambda admin: admin.set_phase(name, TenantPhase.ACTIVE))
 
 
 @admin_app.command("delete-tenant")

@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock, SystemClock
 from kupe.core.errors import NotFound
+from kupe.core.phases import TenantPhase
+from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.models import Tenant
-from kupe.server.services.apikey import ApiKeyService
+from kupe.server.db.refs import TenantRef
 from kupe.server.services.auth import Principal
-from kupe.server.services.cluster import ClusterService
-from kupe.server.services.member import MemberService
 from kupe.server.services.plan import PlanCatalogue
-from kupe.server.services.tenant import IssuedKey, TenantService
+from kupe.server.services.tenant import IssuedKey
 from kupe.server.services.views import api_key_view, member_view
+from kupe.server.services.wiring import build_services
 from kupe.server.settings import Settings
 
 OPERATOR = "operator"
@@ -34,16 +35,22 @@ class Admin:
     def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        self.tenants = TenantService(db, plans, clock)
-        self.clusters = ClusterService(db, plans, clock)
-        self.members = MemberService(self.tenants, clock)
-        self.api_keys = ApiKeyService(self.tenants, clock)
+        # The operator's view of versions: the whole catalogue (no provider runs here).
+        services = build_services(db, plans, VersionCatalogue(), clock)
+        self.tenants = services.tenants
+        self.clusters = services.clusters
+        self.members = services.members
+        self.api_keys = services.api_keys
 
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Admin]:
         plans = PlanCatalogue.load(settings.plans_file)
-        db = Database(settings.effective_database_url, pool_size=2)
+        db = Database(
+            settings.effective_database_url,
+            pool_size=2,
+            timeout=settings.database.timeout_seconds,
+        )
         try:
             await db.upgrade()
             yield cls(db, plans, clock or SystemClock())
@@ -84,7 +91,7 @@ class Admin:
             await self.tenants.change_plan(session, tenant, plan, force=force)
             return await self._view(session, tenant)
 
-    async def set_phase(self, name: str, phase: str) -> dict[str, Any]:
+    async def set_phase(self, name: str, phase: TenantPhase) -> dict[str, Any]:
         """Suspend (reads keep working, writes answer 403; clusters keep running) or resume."""
         async with self.db.write() as session:
             tenant = await self.tenants.tenant(session, name, for_update=True)
@@ -140,7 +147,7 @@ class Admin:
             record = await self.tenants.tenant(session, tenant)
             key = await self.tenants.issue_api_key(
                 session,
-                record,
+                record.id,
                 role=role,
                 display_name=display_name,
                 created_by=OPERATOR,
@@ -173,7 +180,7 @@ class Admin:
 
     @staticmethod
     def _operator(tenant: Tenant) -> Principal:
-        return Principal(tenant=tenant, role="admin", actor=OPERATOR, operator=True)
+        return Principal(tenant=TenantRef.of(tenant), role="admin", actor=OPERATOR, operator=True)
 
 
 def _created(key: IssuedKey) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kupe.server.api.deps import BEARER_SCHEME
 from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
 from kupe.server.api.ratelimit import RateLimitMiddleware
+from kupe.server.api.scopes import RequestScopes
 from kupe.server.providers.base import Provider
 from kupe.server.runtime import Runtime, announce_bootstrap
 from kupe.server.settings import Settings
@@ -62,6 +63,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.scopes = RequestScopes(runtime)
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(plans.router)

@@ -25,7 +25,8 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "kupe_reconciler_queue_depth",
-            "Clusters due for reconciliation at the last look.",
+            "Items due for reconciliation at the last look, by kind.",
+            ["kind"],
             registry=self.registry,
         )
         self.listener_up = Gauge(
@@ -35,8 +36,9 @@ class Metrics:
         )
         self.reconciles = Counter(
             "kupe_reconciler_reconciles_total",
-            "Reconciliations by outcome (ok, retry, failed, lost_lease).",
-            ["outcome"],
+            "Reconciliations by kind and outcome "
+            "(ok, retry, failed, retries_exhausted, lost_lease).",
+            ["kind", "outcome"],
             registry=self.registry,
         )
         self.phase_transitions = Counter(

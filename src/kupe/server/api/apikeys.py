@@ -7,11 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from kupe.core.etag import etag
 from kupe.schemas.apikey import ApiKey, ApiKeyCreate, ApiKeyCreated
 from kupe.schemas.common import ItemList
-from kupe.server.api.deps import AuthorizationDep, RuntimeDep
+from kupe.server.api.deps import AuthorizationDep, ScopesDep, ServicesDep
 from kupe.server.api.errors import error_responses
-from kupe.server.api.responses import json_response
+from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
+from kupe.server.api.responses import json_response, render
+from kupe.server.services.idempotency import StoredResponse
+from kupe.server.services.unit import UnitOfWork
 from kupe.server.services.views import api_key_view
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/apikeys", tags=["apikeys"])
@@ -28,15 +32,16 @@ KeyId = Annotated[str, Path(description="Key id: ak-<8 lowercase letters or digi
 )
 async def list_api_keys(
     tenant: TenantName,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size.")] = None,
     continue_: Annotated[
         str | None, Query(alias="continue", description="Token from the previous page.")
     ] = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        rows, token = await runtime.api_keys.list(
+    async with scopes.reading(authorization, tenant) as (session, principal):
+        rows, token = await services.api_keys.list(
             session, principal, limit=limit, continue_token=continue_
         )
         page = ItemList[ApiKey](items=[api_key_view(row) for row in rows], continue_=token)
@@ -56,15 +61,24 @@ async def list_api_keys(
 async def create_api_key(
     tenant: TenantName,
     body: ApiKeyCreate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        issued = await runtime.api_keys.create(session, principal, body)
-    return json_response(
-        api_key_view(issued.record, raw=issued.raw),
-        status=201,
-        resource_version=issued.record.resource_version,
+    async def create(unit: UnitOfWork) -> StoredResponse:
+        issued = await services.api_keys.create(await unit.session(), unit.principal, body)
+        view = api_key_view(issued.record, raw=issued.raw)
+        return StoredResponse(201, render(view), etag(issued.record.resource_version))
+
+    return await idempotent_post(
+        scopes,
+        authorization,
+        tenant,
+        key=idempotency_key,
+        route=f"/api/v1/tenants/{tenant}/apikeys",
+        body=body,
+        create=create,
         # The body holds a secret: no cache may keep it.
         headers={"Cache-Control": "no-store"},
     )
@@ -80,9 +94,10 @@ async def create_api_key(
 async def revoke_api_key(
     tenant: TenantName,
     key_id: KeyId,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        await runtime.api_keys.revoke(session, principal, key_id)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        await services.api_keys.revoke(session, principal, key_id)
     return Response(status_code=204)

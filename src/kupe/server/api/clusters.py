@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import yaml
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from kupe.core.errors import AlreadyExists
 from kupe.core.etag import none_match
 from kupe.schemas.cluster import Cluster, ClusterCreate, ClusterUpdate, ConnectionDetails
 from kupe.schemas.common import ItemList
-from kupe.server.api.deps import AuthorizationDep, IfMatch, IfNoneMatch, RuntimeDep
+from kupe.server.api.deps import (
+    AuthorizationDep,
+    IfMatch,
+    IfNoneMatch,
+    ScopesDep,
+    ServicesDep,
+)
 from kupe.server.api.errors import error_responses
+from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
 from kupe.server.api.responses import json_response, not_modified
-from kupe.server.services.cluster import cluster_view
+from kupe.server.db.models import Cluster as ClusterRow
+from kupe.server.services.cluster_views import cluster_view
+from kupe.server.services.idempotency import StoredResponse
+from kupe.server.services.unit import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/clusters", tags=["clusters"])
 
@@ -34,15 +43,16 @@ ETAG_HEADER = {
 )
 async def list_clusters(
     tenant: Tenant,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size.")] = None,
     continue_: Annotated[
         str | None, Query(alias="continue", description="Token from the previous page.")
     ] = None,
 ) -> Response:
-    async with runtime.polling(authorization, tenant) as (principal, _):
-        page = await runtime.clusters.list_json(principal, limit=limit, continue_token=continue_)
+    async with scopes.polling(authorization, tenant, ClusterRow) as (principal, _):
+        page = await services.clusters.list_json(principal, limit=limit, continue_token=continue_)
     return json_response(page)
 
 
@@ -59,36 +69,25 @@ async def list_clusters(
 async def create_cluster(
     tenant: Tenant,
     body: ClusterCreate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=255,
-            description="Repeat a create safely: the same key and body within 24 h returns "
-            "the original response.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     prefix = f"/api/v1/tenants/{tenant}/clusters"
-    try:
-        async with runtime.writing(authorization, tenant) as (session, principal):
-            stored = await runtime.clusters.create(
-                session, principal, body, idempotency_key=idempotency_key, location_prefix=prefix
-            )
-    except AlreadyExists:
-        if idempotency_key is None:
-            raise
-        # A concurrent request with the same key won the race: replay its response.
-        async with runtime.writing(authorization, tenant) as (session, principal):
-            stored = await runtime.clusters.create(
-                session, principal, body, idempotency_key=idempotency_key, location_prefix=prefix
-            )
-    headers = {"Location": stored.location} if stored.location else {}
-    if stored.etag:
-        headers["ETag"] = stored.etag
-    return json_response(stored.body, status=stored.status, headers=headers)
+
+    async def create(unit: UnitOfWork) -> StoredResponse:
+        return await services.clusters.create(unit, body, location_prefix=prefix)
+
+    return await idempotent_post(
+        scopes,
+        authorization,
+        tenant,
+        key=idempotency_key,
+        route=prefix,
+        body=body,
+        create=create,
+    )
 
 
 @router.get(
@@ -100,15 +99,16 @@ async def create_cluster(
 async def get_cluster(
     tenant: Tenant,
     name: Name,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    async with runtime.polling(authorization, tenant, name) as (principal, found):
-        version = runtime.clusters.require(found, name)
+    async with scopes.polling(authorization, tenant, ClusterRow, name) as (principal, found):
+        version = services.clusters.require(found, name)
         if none_match(if_none_match, version.resource_version):
             return not_modified(version.resource_version)
-        resource_version, body = await runtime.clusters.get_json(principal, version)
+        resource_version, body = await services.clusters.get_json(principal, version)
     return json_response(body, resource_version=resource_version)
 
 
@@ -125,12 +125,13 @@ async def update_cluster(
     tenant: Tenant,
     name: Name,
     body: ClusterUpdate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        row = await runtime.clusters.update(session, principal, name, body, if_match=if_match)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        row = await services.clusters.update(session, principal, name, body, if_match=if_match)
         view = cluster_view(row)
     return json_response(view, resource_version=row.resource_version)
 
@@ -145,12 +146,13 @@ async def update_cluster(
 async def delete_cluster(
     tenant: Tenant,
     name: Name,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        await runtime.clusters.delete(session, principal, name, if_match=if_match)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        await services.clusters.delete(session, principal, name, if_match=if_match)
     return Response(status_code=204)
 
 
@@ -176,16 +178,17 @@ async def delete_cluster(
 async def cluster_kubeconfig(
     tenant: Tenant,
     name: Name,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     format: Annotated[
         Literal["json", "kubeconfig"] | None,
         Query(description="`kubeconfig` returns a kubeconfig YAML document."),
     ] = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        details = await runtime.clusters.connection_details(session, principal, name)
-        document = runtime.clusters.kubeconfig(principal, name, details)
+    async with scopes.reading(authorization, tenant) as (session, principal):
+        details = await services.clusters.connection_details(session, principal, name)
+        document = services.clusters.kubeconfig(principal, name, details)
     if format == "kubeconfig":
         text = yaml.safe_dump(document, sort_keys=False)
         return Response(text, media_type="application/yaml")

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from kupe.server.api.scopes import RequestScopes
 from kupe.server.runtime import Runtime
+from kupe.server.services.wiring import Services
 
 # Bearer auth is documented in OpenAPI by the app (see app.py): a security dependency here
 # would cost every request a nested dependency resolution for a header AuthService parses.
@@ -26,11 +28,23 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def get_scopes(request: Request) -> RequestScopes:
+    scopes: RequestScopes = request.app.state.scopes
+    return scopes
+
+
+async def get_services(request: Request) -> Services:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.services
+
+
 async def get_authorization(request: Request) -> str | None:
     return request.headers.get("authorization")
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ScopesDep = Annotated[RequestScopes, Depends(get_scopes)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 AuthorizationDep = Annotated[str | None, Depends(get_authorization)]
 IfMatch = Annotated[
     str | None,

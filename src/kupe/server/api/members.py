@@ -12,9 +12,12 @@ from starlette.responses import Response
 from kupe.core.etag import etag
 from kupe.schemas.common import ItemList
 from kupe.schemas.tenant import MemberCreate, MemberUpdate, MemberView
-from kupe.server.api.deps import AuthorizationDep, IfMatch, RuntimeDep
+from kupe.server.api.deps import AuthorizationDep, IfMatch, ScopesDep, ServicesDep
 from kupe.server.api.errors import error_responses
-from kupe.server.api.responses import json_response
+from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
+from kupe.server.api.responses import json_response, render
+from kupe.server.services.idempotency import StoredResponse
+from kupe.server.services.unit import UnitOfWork
 from kupe.server.services.views import member_view
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/members", tags=["members"])
@@ -37,19 +40,20 @@ TENANT_ETAG = {
 )
 async def list_members(
     tenant: TenantName,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size.")] = None,
     continue_: Annotated[
         str | None, Query(alias="continue", description="Token from the previous page.")
     ] = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        rows, token = await runtime.members.list(
+    async with scopes.reading(authorization, tenant) as (session, principal):
+        rows, token = await services.members.list(
             session, principal, limit=limit, continue_token=continue_
         )
         page = ItemList[MemberView](items=[member_view(row) for row in rows], continue_=token)
-        version = await runtime.tenants.version(session, principal.tenant)
+        version = await services.tenants.version(session, principal.tenant_id)
     return json_response(page, resource_version=version)
 
 
@@ -66,16 +70,31 @@ async def list_members(
 async def add_member(
     tenant: TenantName,
     body: MemberCreate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        member = await runtime.members.add(session, principal, body, if_match=if_match)
-        version = await runtime.tenants.version(session, principal.tenant)
+    prefix = f"/api/v1/tenants/{tenant}/members"
+
+    async def create(unit: UnitOfWork) -> StoredResponse:
+        session = await unit.session()
+        member = await services.members.add(session, unit.principal, body, if_match=if_match)
+        version = await services.tenants.version(session, unit.principal.tenant_id)
         view = member_view(member)
-    location = f"/api/v1/tenants/{tenant}/members/{quote(view.email, safe='@')}"
-    return json_response(view, status=201, resource_version=version, headers={"Location": location})
+        location = f"{prefix}/{quote(view.email, safe='@')}"
+        return StoredResponse(201, render(view), etag(version), location)
+
+    return await idempotent_post(
+        scopes,
+        authorization,
+        tenant,
+        key=idempotency_key,
+        route=prefix,
+        body=body,
+        create=create,
+    )
 
 
 @router.get(
@@ -87,12 +106,13 @@ async def add_member(
 async def get_member(
     tenant: TenantName,
     email: Email,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        member = await runtime.members.get(session, principal, email)
-        version = await runtime.tenants.version(session, principal.tenant)
+    async with scopes.reading(authorization, tenant) as (session, principal):
+        member = await services.members.get(session, principal, email)
+        version = await services.tenants.version(session, principal.tenant_id)
         view = member_view(member)
     return json_response(view, resource_version=version)
 
@@ -110,13 +130,14 @@ async def update_member(
     tenant: TenantName,
     email: Email,
     body: MemberUpdate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        member = await runtime.members.update(session, principal, email, body, if_match=if_match)
-        version = await runtime.tenants.version(session, principal.tenant)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        member = await services.members.update(session, principal, email, body, if_match=if_match)
+        version = await services.tenants.version(session, principal.tenant_id)
         view = member_view(member)
     return json_response(view, resource_version=version)
 
@@ -131,11 +152,12 @@ async def update_member(
 async def remove_member(
     tenant: TenantName,
     email: Email,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        await runtime.members.remove(session, principal, email, if_match=if_match)
-        version = await runtime.tenants.version(session, principal.tenant)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        await services.members.remove(session, principal, email, if_match=if_match)
+        version = await services.tenants.version(session, principal.tenant_id)
     return Response(status_code=204, headers={"ETag": etag(version)})

@@ -8,6 +8,11 @@ from starlette.responses import Response
 from kupe.core.etag import etag
 
 
+def render(body: BaseModel) -> str:
+    """A wire model as the JSON Kupe sends: camelCase, absent fields left out."""
+    return body.model_dump_json(by_alias=True, exclude_none=True)
+
+
 def json_response(
     body: BaseModel | str,
     *,
@@ -15,9 +20,7 @@ def json_response(
     resource_version: int | str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    content = (
-        body if isinstance(body, str) else body.model_dump_json(by_alias=True, exclude_none=True)
-    )
+    content = body if isinstance(body, str) else render(body)
     out = dict(headers or {})
     if resource_version is not None:
         out["ETag"] = etag(resource_version)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from kupe.core.etag import none_match
 from kupe.schemas.tenant import Tenant, TenantUpdate
-from kupe.server.api.deps import AuthorizationDep, IfMatch, IfNoneMatch, RuntimeDep
+from kupe.server.api.deps import AuthorizationDep, IfMatch, IfNoneMatch, ScopesDep, ServicesDep
 from kupe.server.api.errors import error_responses
 from kupe.server.api.responses import json_response, not_modified
 
@@ -29,15 +29,17 @@ ETAG_HEADER = {
 )
 async def get_tenant(
     tenant: TenantName,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
-    async with runtime.reading(authorization, tenant) as (session, principal):
-        version = await runtime.tenants.version(session, principal.tenant)
+    async with scopes.reading(authorization, tenant) as (session, principal):
+        version = await services.tenants.version(session, principal.tenant_id)
         if none_match(if_none_match, version):
             return not_modified(version)
-        view = await runtime.tenants.view(session, principal.tenant)
+        row = await services.tenants.row(session, principal.tenant_id)
+        view = await services.tenants.view(session, row)
     return json_response(view, resource_version=view.resource_version)
 
 
@@ -53,11 +55,12 @@ async def get_tenant(
 async def update_tenant(
     tenant: TenantName,
     body: TenantUpdate,
-    runtime: RuntimeDep,
+    scopes: ScopesDep,
+    services: ServicesDep,
     authorization: AuthorizationDep,
     if_match: IfMatch = None,
 ) -> Response:
-    async with runtime.writing(authorization, tenant) as (session, principal):
-        row = await runtime.tenants.update(session, principal, body, if_match=if_match)
-        view = await runtime.tenants.view(session, row)
+    async with scopes.writing(authorization, tenant) as (session, principal):
+        row = await services.tenants.update(session, principal, body, if_match=if_match)
+        view = await services.tenants.view(session, row)
     return json_response(view, resource_version=view.resource_version)

@@ -1,4 +1,4 @@
-"""Hot reads: the statements behind every poll (GET one cluster, list a tenant's clusters) run on
+"""Hot reads: the statements behind every poll (GET one object, list a tenant's objects) run on
 the driver itself rather than through an ORM session.
 
 Clients wait for phases by polling, so these two reads are most of Kupe's traffic. Through an
@@ -31,15 +31,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, null, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-from kupe.server.db.models import ApiKey, Cluster, Tenant
-from kupe.server.db.repository import key_tenant_cluster
+from kupe.core.phases import TenantPhase
+from kupe.server.db.models import ApiKey, Tenant
+from kupe.server.db.refs import TenantRef
+from kupe.server.db.repositories.access import NamedObject, key_tenant_object
 
 # SQLite result codes (the low byte of an extended code) meaning "another connection holds a
 # lock right now".
@@ -56,27 +58,39 @@ _KEY_COLUMNS = (
     ApiKey.expires_at,
     ApiKey.last_used_at,
 )
-_TENANT_COLUMNS = tuple(Tenant.__table__.columns)
-_TENANT_FIELDS = tuple(column.key for column in _TENANT_COLUMNS)
-_TENANT_DATETIMES = frozenset({"created_at"})
-_TENANT_BOOLEANS = frozenset({"enforce_metrics_limit", "enforce_log_limit"})
+# What a TenantRef is made of, in its field order.
+_TENANT_COLUMNS = (
+    Tenant.id,
+    Tenant.name,
+    Tenant.plan,
+    Tenant.phase,
+    Tenant.contact_email,
+    Tenant.created_at,
+)
 
-# The key, the named tenant and the requested cluster's id and resourceVersion (an empty
-# cluster name matches none), as plain columns.
-_KEY_TENANT_CLUSTER = key_tenant_cluster(
-    *_KEY_COLUMNS, *_TENANT_COLUMNS, Cluster.id, Cluster.resource_version
-)
-# A name-ordered page of a tenant's live clusters as (id, resourceVersion, name).
-_CLUSTER_VERSIONS = (
-    select(Cluster.id, Cluster.resource_version, Cluster.name)
-    .where(
-        Cluster.tenant_id == bindparam("tenant_id"),
-        Cluster.removed_at.is_(None),
-        Cluster.name > bindparam("after"),
+
+def _key_tenant_object(target: type[NamedObject] | None) -> ClauseElement:
+    """The key, the named tenant and the requested object's id and resourceVersion (an empty
+    name, or no target, matches none), as plain columns."""
+    if target is None:
+        return key_tenant_object(*_KEY_COLUMNS, *_TENANT_COLUMNS, null(), null())
+    return key_tenant_object(
+        *_KEY_COLUMNS, *_TENANT_COLUMNS, target.id, target.resource_version, target=target
     )
-    .order_by(Cluster.name)
-    .limit(bindparam("limit"))
-)
+
+
+def _object_versions(target: type[NamedObject]) -> ClauseElement:
+    """A name-ordered page of a tenant's live objects as (id, resourceVersion, name)."""
+    return (
+        select(target.id, target.resource_version, target.name)
+        .where(
+            target.tenant_id == bindparam("tenant_id"),
+            target.removed_at.is_(None),
+            target.name > bindparam("after"),
+        )
+        .order_by(target.name)
+        .limit(bindparam("limit"))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +109,33 @@ class KeyRecord:
 @dataclass(frozen=True, slots=True)
 class KeyLookup:
     """A key, the tenant named in the request (None when there is none) and the version of the
-    requested cluster (None when that tenant has no such live cluster or the key is not its)."""
+    requested object (None when that tenant has no such live object or the key is not its)."""
 
     key: KeyRecord
-    tenant: Tenant | None
-    cluster_id: str | None
-    cluster_resource_version: int | None
+    tenant: TenantRef | None
+    object_id: str | None
+    object_resource_version: int | None
+
+
+class _Statements:
+    """Statements compiled for one dialect, once per target table."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._lookups: dict[type[Any] | None, _Compiled] = {}
+        self._versions: dict[type[Any], _Compiled] = {}
+
+    def lookup(self, target: type[NamedObject] | None) -> _Compiled:
+        found = self._lookups.get(target)
+        if found is None:
+            found = self._lookups[target] = _Compiled(_key_tenant_object(target), self.dialect)
+        return found
+
+    def versions(self, target: type[NamedObject]) -> _Compiled:
+        found = self._versions.get(target)
+        if found is None:
+            found = self._versions[target] = _Compiled(_object_versions(target), self.dialect)
+        return found
 
 
 class _Compiled:
@@ -120,24 +155,21 @@ class _Compiled:
 
 class HotReads(Protocol):
     async def key_with_tenant(
-        self, key_id: str, tenant_name: str, cluster_name: str = ""
+        self, key_id: str, tenant_name: str, target: type[NamedObject] | None, name: str = ""
     ) -> KeyLookup | None:
-        """The key `key_id` with the tenant and cluster it is asked about; None: no such key."""
+        """The key `key_id` with the tenant and the `target` object it is asked about (an
+        empty name asks about none); None: no such key."""
 
-    async def cluster_versions(
-        self, tenant_id: str, *, after: str | None, limit: int | None
+    async def object_versions(
+        self, target: type[NamedObject], tenant_id: str, *, after: str | None, limit: int | None
     ) -> list[tuple[str, int, str]]:
-        """A name-ordered page of the tenant's live clusters as (id, resourceVersion, name)."""
+        """A name-ordered page of the tenant's live objects as (id, resourceVersion, name)."""
 
     async def close(self) -> None: ...
 
 
-def _lookup(
-    row: Sequence[Any],
-    convert_datetime: Callable[[Any], datetime | None],
-    convert_bool: Callable[[Any], bool],
-) -> KeyLookup:
-    """Build a KeyLookup from a `_KEY_TENANT_CLUSTER` row."""
+def _lookup(row: Sequence[Any], convert_datetime: Callable[[Any], datetime | None]) -> KeyLookup:
+    """Build a KeyLookup from a `_key_tenant_object` row."""
     n_key = len(_KEY_COLUMNS)
     key = KeyRecord(
         id=row[0],
@@ -148,19 +180,21 @@ def _lookup(
         expires_at=convert_datetime(row[5]),
         last_used_at=convert_datetime(row[6]),
     )
-    tenant_values = row[n_key : n_key + len(_TENANT_FIELDS)]
-    tenant: Tenant | None = None
-    if tenant_values[0] is not None:
-        fields: dict[str, Any] = {}
-        for name, value in zip(_TENANT_FIELDS, tenant_values, strict=True):
-            if name in _TENANT_DATETIMES:
-                value = convert_datetime(value)
-            elif name in _TENANT_BOOLEANS:
-                value = convert_bool(value)
-            fields[name] = value
-        tenant = Tenant(**fields)
-    cluster_id, resource_version = row[-2], row[-1]
-    return KeyLookup(key, tenant, cluster_id, resource_version)
+    tenant_id, name, plan, phase, contact_email, created_at = row[n_key : n_key + 6]
+    tenant = (
+        None
+        if tenant_id is None
+        else TenantRef(
+            id=tenant_id,
+            name=name,
+            plan=plan,
+            phase=TenantPhase(phase),
+            contact_email=contact_email,
+            created_at=convert_datetime(created_at) or datetime.min.replace(tzinfo=UTC),
+        )
+    )
+    object_id, resource_version = row[-2], row[-1]
+    return KeyLookup(key, tenant, object_id, resource_version)
 
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
@@ -178,9 +212,7 @@ class SqliteHotReads:
     def __init__(self, path: Path, busy_seconds: float) -> None:
         self.path = path
         self.busy_seconds = busy_seconds
-        dialect = sqlite.dialect()
-        self._key = _Compiled(_KEY_TENANT_CLUSTER, dialect)
-        self._versions = _Compiled(_CLUSTER_VERSIONS, dialect)
+        self._statements = _Statements(sqlite.dialect())
         self._conn: sqlite3.Connection | None = None
 
     def _open(self, busy_seconds: float) -> sqlite3.Connection:
@@ -211,21 +243,23 @@ class SqliteHotReads:
         return await asyncio.to_thread(self._run_patiently, sql, params)
 
     async def key_with_tenant(
-        self, key_id: str, tenant_name: str, cluster_name: str = ""
+        self, key_id: str, tenant_name: str, target: type[NamedObject] | None, name: str = ""
     ) -> KeyLookup | None:
-        values = {"key_id": key_id, "tenant_name": tenant_name, "cluster_name": cluster_name}
-        rows = await self._fetch(self._key.sql, self._key.params(values))
-        return _lookup(rows[0], _sqlite_datetime, bool) if rows else None
+        values = {"key_id": key_id, "tenant_name": tenant_name, "object_name": name}
+        stmt = self._statements.lookup(target)
+        rows = await self._fetch(stmt.sql, stmt.params(values))
+        return _lookup(rows[0], _sqlite_datetime) if rows else None
 
-    async def cluster_versions(
-        self, tenant_id: str, *, after: str | None, limit: int | None
+    async def object_versions(
+        self, target: type[NamedObject], tenant_id: str, *, after: str | None, limit: int | None
     ) -> list[tuple[str, int, str]]:
         values = {
             "tenant_id": tenant_id,
             "after": after or "",
             "limit": _SQLITE_NO_LIMIT if limit is None else limit,
         }
-        rows = await self._fetch(self._versions.sql, self._versions.params(values))
+        stmt = self._statements.versions(target)
+        rows = await self._fetch(stmt.sql, stmt.params(values))
         return [(row[0], row[1], row[2]) for row in rows]
 
     async def close(self) -> None:
@@ -242,8 +276,7 @@ class PostgresHotReads:
         self.timeout = timeout
         self.pool_size = pool_size
         dialect: Dialect = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
-        self._key = _Compiled(_KEY_TENANT_CLUSTER, dialect)
-        self._versions = _Compiled(_CLUSTER_VERSIONS, dialect)
+        self._statements = _Statements(dialect)
         self._pool: asyncpg.Pool | None = None
         self._creating = asyncio.Lock()
 
@@ -269,17 +302,19 @@ class PostgresHotReads:
             return list(await conn.fetch(sql, *params))
 
     async def key_with_tenant(
-        self, key_id: str, tenant_name: str, cluster_name: str = ""
+        self, key_id: str, tenant_name: str, target: type[NamedObject] | None, name: str = ""
     ) -> KeyLookup | None:
-        values = {"key_id": key_id, "tenant_name": tenant_name, "cluster_name": cluster_name}
-        rows = await self._fetch(self._key.sql, self._key.params(values))
-        return _lookup(tuple(rows[0]), _postgres_datetime, bool) if rows else None
+        values = {"key_id": key_id, "tenant_name": tenant_name, "object_name": name}
+        stmt = self._statements.lookup(target)
+        rows = await self._fetch(stmt.sql, stmt.params(values))
+        return _lookup(tuple(rows[0]), _postgres_datetime) if rows else None
 
-    async def cluster_versions(
-        self, tenant_id: str, *, after: str | None, limit: int | None
+    async def object_versions(
+        self, target: type[NamedObject], tenant_id: str, *, after: str | None, limit: int | None
     ) -> list[tuple[str, int, str]]:
         values = {"tenant_id": tenant_id, "after": after or "", "limit": limit}
-        rows = await self._fetch(self._versions.sql, self._versions.params(values))
+        stmt = self._statements.versions(target)
+        rows = await self._fetch(stmt.sql, stmt.params(values))
         return [(row[0], row[1], row[2]) for row in rows]
 
     async def close(self) -> None:

@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kupe.core.conditions import Condition
+from kupe.server.db.leases import LeaseMixin
 from kupe.server.db.types import JSONType, UTCDateTime
 
 NAMING = {
@@ -44,7 +46,7 @@ class ResourceVersionCounter(Base):
 class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
     contact_email: Mapped[str] = mapped_column(String(320), nullable=False)
     plan: Mapped[str] = mapped_column(String(63), nullable=False)
@@ -53,6 +55,19 @@ class Tenant(Base):
     phase: Mapped[str] = mapped_column(String(20), nullable=False, default="Active")
     resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Set when deletion completed: the row stays, with its clusters' rows, for metering and
+    # the final invoice; the name is free again and the tenant is gone from the API.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "uq_tenants_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
 
 
 class Member(Base):
@@ -85,14 +100,13 @@ class ApiKey(Base):
     )
 
 
-class Cluster(Base):
+class Cluster(LeaseMixin, Base):
     """A tenant's cluster: desired spec, observed status and the reconciler's bookkeeping."""
 
     __tablename__ = "clusters"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
-    )
+    # Never cascaded: a removed tenant's clusters stay for metering history.
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
     name: Mapped[str] = mapped_column(String(63), nullable=False)
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
     type: Mapped[str] = mapped_column(String(20), nullable=False)
@@ -117,13 +131,8 @@ class Cluster(Base):
     kubernetes_version: Mapped[str | None] = mapped_column(String(40))
     endpoint: Mapped[str | None] = mapped_column(String(300))
     ca_certificate: Mapped[str | None] = mapped_column(Text)
-    conditions: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    conditions: Mapped[list[Condition]] = mapped_column(JSONType, nullable=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
-
-    next_reconcile_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    failure_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     __table_args__ = (
         Index(

@@ -9,7 +9,7 @@ from kupe.core.errors import NotFound, ValidationFailed
 from kupe.core.pagination import cut_page, page_query
 from kupe.schemas.apikey import ApiKeyCreate
 from kupe.server.db.models import ApiKey
-from kupe.server.db.repository import ApiKeyRepository
+from kupe.server.db.repositories.apikey import ApiKeyRepository
 from kupe.server.services.auth import API_KEY_ID_PATTERN, Principal
 from kupe.server.services.tenant import IssuedKey, TenantService
 
@@ -40,7 +40,7 @@ class ApiKeyService:
         principal.require_admin()
         return await self.tenants.issue_api_key(
             session,
-            principal.tenant,
+            principal.tenant_id,
             role=body.role,
             display_name=body.display_name,
             created_by=principal.actor,
@@ -48,8 +48,9 @@ class ApiKeyService:
         )
 
     async def revoke(self, session: AsyncSession, principal: Principal, key_id: str) -> None:
-        """Revoke at once: the next request with the key answers 401."""
-        principal.require_admin()
+        """Revoke at once: the next request with the key answers 401. Works while the tenant
+        is suspended: a leaked key must always be revocable."""
+        principal.require_security_admin()
         if not API_KEY_ID_PATTERN.match(key_id):
             raise ValidationFailed(
                 "API key id must look like ak-<8 lowercase letters or digits>", field="id"

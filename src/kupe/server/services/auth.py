@@ -21,15 +21,14 @@ from kupe.core.errors import (
     TenantTerminating,
     Unauthorized,
 )
+from kupe.core.phases import TenantPhase
 from kupe.server.db.hotread import HotReads, KeyRecord
-from kupe.server.db.models import ApiKey, Tenant
-from kupe.server.db.repository import (
-    ApiKeyRepository,
-    ClusterRepository,
-    ClusterVersion,
-    MemberRepository,
-    TenantRepository,
-)
+from kupe.server.db.models import ApiKey
+from kupe.server.db.refs import ObjectVersion, TenantRef
+from kupe.server.db.repositories.access import AccessRepository, NamedObject
+from kupe.server.db.repositories.apikey import ApiKeyRepository
+from kupe.server.db.repositories.member import MemberRepository
+from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.oidc import OidcVerifier, looks_like_jwt
 
 API_KEY_PATTERN = re.compile(r"\Akupe_([a-z0-9]{8})_([A-Za-z0-9_-]{43,128})\Z")
@@ -65,7 +64,7 @@ def hash_api_key(raw: str) -> str:
 class Principal:
     """Who is calling, in which tenant, with which role."""
 
-    tenant: Tenant
+    tenant: TenantRef
     role: str
     actor: str  # member email, or apikey:<id>, or operator
     api_key_id: str | None = None
@@ -90,9 +89,16 @@ class Principal:
         self.require_admin_role()
         if self.operator:
             return
-        if self.tenant.phase == "Suspended":
+        if self.tenant.phase is TenantPhase.SUSPENDED:
             raise TenantSuspended()
-        if self.tenant.phase == "Terminating":
+        if self.tenant.phase is TenantPhase.TERMINATING:
+            raise TenantTerminating()
+
+    def require_security_admin(self) -> None:
+        """Security operations (revoking a key, removing or demoting a member) need the admin
+        role and work while the tenant is suspended: a leaked key must always be revocable."""
+        self.require_admin_role()
+        if not self.operator and self.tenant.phase is TenantPhase.TERMINATING:
             raise TenantTerminating()
 
     def require_admin_role(self) -> None:
@@ -128,70 +134,70 @@ class AuthService:
         self._touched: dict[str, datetime] = {}
 
     async def authenticate(
-        self,
-        session: AsyncSession,
-        authorization: str | None,
-        tenant_name: str,
-        *,
-        for_update: bool = False,
+        self, session: AsyncSession, authorization: str | None, tenant_name: str
     ) -> Principal:
         """Resolve a Bearer API key (or a member's OIDC token) to a principal of `tenant_name`.
 
         401 for anything wrong with the credential itself; 403 when it is valid but belongs to
-        another tenant, or the tenant does not exist (no tenant-name probing). With
-        `for_update` the tenant row is locked, so a write sees its current plan and phase.
+        another tenant, or the tenant does not exist (no tenant-name probing). Every request
+        reads the key afresh, so a revocation is effective at once on every replica.
         """
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
-            return await self._member(session, token, tenant_name, for_update)
-        key_id = _key_id(token)
-        keys = ApiKeyRepository(session)
-        # Every request reads the key afresh, so a revocation is effective at once on every
-        # replica. Reads fetch the tenant in the same round trip; writes then lock it.
-        if for_update:
-            key = self._check_key(await keys.by_id(key_id), token)
-            tenant = await TenantRepository(session).by_name(tenant_name, for_update=True)
-        else:
-            found = await keys.by_id_with_tenant(key_id, tenant_name)
-            key = self._check_key(found[0] if found else None, token)
-            tenant = found[1] if found else None
-        return self._key_principal(key, tenant)
+            return await self._member(session, token, tenant_name)
+        found = await AccessRepository(session).key_with_tenant(_key_id(token), tenant_name)
+        key = self._check_key(found[0] if found else None, token)
+        tenant = found[1] if found else None
+        return self._key_principal(key, TenantRef.of(tenant) if tenant else None)
 
-    async def authenticate_for_cluster(
-        self, session: AsyncSession, authorization: str | None, tenant_name: str, cluster: str
-    ) -> tuple[Principal, ClusterVersion | None]:
-        """`authenticate` for a read of one cluster, also returning that cluster's version
-        (None when the tenant has no such live cluster); for an API key, one round trip does
+    async def authenticate_for(
+        self,
+        session: AsyncSession,
+        authorization: str | None,
+        tenant_name: str,
+        target: type[NamedObject],
+        name: str,
+    ) -> tuple[Principal, ObjectVersion | None]:
+        """`authenticate` for a read of one object, also returning that object's version
+        (None when the tenant has no such live object); for an API key, one round trip does
         both. The checks and their order are `authenticate`'s: a caller who may not see the
-        tenant learns nothing about its clusters."""
+        tenant learns nothing about its objects."""
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
-            principal = await self._member(session, token, tenant_name, False)
-            version = await ClusterRepository(session, principal.tenant_id).version(cluster)
+            principal = await self._member(session, token, tenant_name)
+            version = await AccessRepository(session).object_version(
+                target, principal.tenant_id, name
+            )
             return principal, version
-        found = await ApiKeyRepository(session).by_id_with_tenant_and_cluster(
-            _key_id(token), tenant_name, cluster
+        found = await AccessRepository(session).key_with_tenant_and_object(
+            _key_id(token), tenant_name, target, name
         )
         key = self._check_key(found[0] if found else None, token)
         assert found is not None
-        return self._key_principal(key, found[1]), found[2]
+        tenant = TenantRef.of(found[1]) if found[1] is not None else None
+        return self._key_principal(key, tenant), found[2]
 
     async def authenticate_hot(
-        self, reads: HotReads, authorization: str | None, tenant_name: str, cluster: str = ""
-    ) -> tuple[Principal, ClusterVersion | None] | None:
-        """`authenticate_for_cluster` (or, with no `cluster`, `authenticate`) on the hot-read
-        path, for the reads behind every poll. None for a member's OIDC token, which takes the
-        session path. Same checks, same order, same answers."""
+        self,
+        reads: HotReads,
+        authorization: str | None,
+        tenant_name: str,
+        target: type[NamedObject] | None,
+        name: str = "",
+    ) -> tuple[Principal, ObjectVersion | None] | None:
+        """`authenticate_for` (or, with no `name`, `authenticate`) on the hot-read path, for
+        the reads behind every poll. None for a member's OIDC token, which takes the session
+        path. Same checks, same order, same answers."""
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
             return None
-        found = await reads.key_with_tenant(_key_id(token), tenant_name, cluster)
+        found = await reads.key_with_tenant(_key_id(token), tenant_name, target, name)
         key = self._check_key(found.key if found else None, token)
         assert found is not None
         version = (
             None
-            if found.cluster_id is None or found.cluster_resource_version is None
-            else ClusterVersion(found.cluster_id, found.cluster_resource_version, cluster)
+            if found.object_id is None or found.object_resource_version is None
+            else ObjectVersion(found.object_id, found.object_resource_version, name)
         )
         return self._key_principal(key, found.tenant), version
 
@@ -205,7 +211,7 @@ class AuthService:
             raise Unauthorized("API key has expired")
         return key
 
-    def _key_principal(self, key: ApiKey | KeyRecord, tenant: Tenant | None) -> Principal:
+    def _key_principal(self, key: ApiKey | KeyRecord, tenant: TenantRef | None) -> Principal:
         """403 unless the key belongs to `tenant`."""
         if tenant is None or tenant.id != key.tenant_id:
             raise NotAMember()
@@ -219,18 +225,16 @@ class AuthService:
             touch_due=touch_due,
         )
 
-    async def _member(
-        self, session: AsyncSession, token: str, tenant_name: str, for_update: bool
-    ) -> Principal:
+    async def _member(self, session: AsyncSession, token: str, tenant_name: str) -> Principal:
         assert self.oidc is not None
         email = await self.oidc.email(token)
-        tenant = await TenantRepository(session).by_name(tenant_name, for_update=for_update)
+        tenant = await TenantRepository(session).by_name(tenant_name)
         if tenant is None:
             raise NotAMember()
         member = await MemberRepository(session, tenant.id).get(email)
         if member is None:
             raise NotAMember()
-        return Principal(tenant=tenant, role=member.role, actor=member.email)
+        return Principal(tenant=TenantRef.of(tenant), role=member.role, actor=member.email)
 
     def claim_touch(self, principal: Principal) -> str | None:
         """The key whose lastUsedAt this request should write, if any; claims it for a minute

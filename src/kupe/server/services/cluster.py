@@ -4,24 +4,21 @@ idempotent creates. Only records desired state; the reconciler does the rest."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock
+from kupe.core.conditions import Condition, set_condition
 from kupe.core.errors import (
     AlreadyExists,
     ClusterTerminating,
     Conflict,
     DedicatedUnsupported,
-    IdempotencyKeyReused,
     ImmutableField,
     NotFound,
     NotReady,
@@ -33,129 +30,67 @@ from kupe.core.etag import check_if_match, etag
 from kupe.core.kubeconfig import build_kubeconfig
 from kupe.core.merge_patch import merge_patch
 from kupe.core.pagination import cut_page, page_query
-from kupe.core.quantity import format_bytes, format_cpu, parse_cpu, parse_memory, parse_storage
-from kupe.core.versions import DEFAULT_VERSION, check_supported, check_upgrade
-from kupe.schemas.cluster import (
-    Cluster,
-    ClusterCreate,
-    ClusterUpdate,
-    ConnectionDetails,
-)
+from kupe.core.phases import CONNECTABLE_PHASES, ClusterPhase
+from kupe.core.quantity import parse_cpu, parse_memory, parse_storage
+from kupe.core.versions import VersionCatalogue
+from kupe.schemas.cluster import ClusterCreate, ClusterUpdate, ConnectionDetails
 from kupe.server.db.engine import Database
 from kupe.server.db.models import Cluster as ClusterRow
-from kupe.server.db.models import IdempotencyRecord
-from kupe.server.db.repository import (
-    ClusterRepository,
-    ClusterVersion,
-    IdempotencyRepository,
-    TenantRepository,
-    Usage,
-)
+from kupe.server.db.refs import ObjectVersion, TenantRef
+from kupe.server.db.repositories.cluster import ClusterRepository, Limits, Usage
+from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import Principal
-from kupe.server.services.conditions import set_condition
+from kupe.server.services.cluster_views import RenderedViews, cluster_view, render, render_page
+from kupe.server.services.idempotency import StoredResponse
+from kupe.server.services.limits import excesses
 from kupe.server.services.plan import Amounts, PlanCatalogue
+from kupe.server.services.unit import UnitOfWork
 
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
-CONNECTABLE_PHASES = frozenset({"Running", "Upgrading", "Degraded"})
 CAS_ATTEMPTS = 5
+_PARSE = {"cpu": parse_cpu, "memory": parse_memory, "storage": parse_storage}
+_AMOUNT_COLUMN = {"cpu": "cpu_millis", "memory": "memory_bytes", "storage": "storage_bytes"}
 
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """A response as it was (or will be) sent: replayed verbatim for a repeated Idempotency-Key."""
+class ClusterChange:
+    """What a PATCH changes; None fields stay as they are."""
 
-    status: int
-    body: str
-    etag: str | None
-    location: str | None
+    version: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    storage: str | None = None
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    storage_bytes: int | None = None
+    alerts: dict[str, Any] | None = None
+    clear_alerts: bool = False
 
+    @property
+    def empty(self) -> bool:
+        return self == ClusterChange()
 
-def cluster_view(row: ClusterRow) -> Cluster:
-    """The wire form of a cluster row."""
-    return Cluster.model_validate(
-        {
-            "name": row.name,
-            "displayName": row.display_name,
-            "type": row.type,
-            "version": row.version,
-            "resources": {"cpu": row.cpu, "memory": row.memory, "storage": row.storage},
-            "alerts": row.alerts,
-            "resourceVersion": str(row.resource_version),
-            "generation": row.generation,
-            "createdAt": row.created_at.replace(microsecond=0),
-            "status": {
-                "phase": row.phase,
-                "kubernetesVersion": row.kubernetes_version,
-                "endpoint": row.endpoint,
-                "observedGeneration": row.observed_generation,
-                "conditions": row.conditions,
-                "metrics": row.metrics,
-            },
+    @property
+    def resizes(self) -> bool:
+        return (self.cpu_millis, self.memory_bytes, self.storage_bytes) != (None, None, None)
+
+    def columns(self) -> dict[str, Any]:
+        values = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "clear_alerts" and getattr(self, f.name) is not None
         }
-    )
-
-
-def render(model: Cluster) -> str:
-    return model.model_dump_json(by_alias=True, exclude_none=True)
-
-
-def render_page(items: list[str], continue_token: str | None) -> str:
-    """`ItemList[Cluster]` as JSON from already-rendered items (byte for byte what
-    `ItemList(items=..., continue_=...).model_dump_json(by_alias=True, exclude_none=True)`
-    gives)."""
-    tail = (
-        ""
-        if continue_token is None
-        else f',"continue":{json.dumps(continue_token, ensure_ascii=False)}'
-    )
-    return f'{{"items":[{",".join(items)}]{tail}}}'
-
-
-class RenderedViews:
-    """The wire JSON of cluster rows, by id, with the resourceVersion it renders.
-
-    Every change to what a cluster shows moves its resourceVersion (the contract ETags and 304s
-    already rely on), so a rendering stored under the row's current version is the rendering of
-    the row: reads look the version up in the database and skip loading and re-validating the
-    row. One entry per cluster (a new version replaces the old) and at most `max_chars` of JSON
-    in all (~8 MB, some 10,000 clusters); the renderings made longest ago go first, which also
-    retires those of clusters deleted since."""
-
-    def __init__(self, max_chars: int = 8 * 2**20) -> None:
-        self.max_chars = max_chars
-        self._views: OrderedDict[str, tuple[int, str]] = OrderedDict()
-        self._chars = 0
-
-    def __len__(self) -> int:
-        return len(self._views)
-
-    def get(self, version: ClusterVersion) -> str | None:
-        found = self._views.get(version.id)
-        return found[1] if found is not None and found[0] == version.resource_version else None
-
-    def render(self, row: ClusterRow) -> str:
-        """Render `row` and remember the result."""
-        body = render(cluster_view(row))
-        views = self._views
-        replaced = views.pop(row.id, None)
-        if replaced is not None:
-            self._chars -= len(replaced[1])
-        views[row.id] = (row.resource_version, body)
-        self._chars += len(body)
-        while self._chars > self.max_chars and len(views) > 1:
-            _id, (_version, stale) = views.popitem(last=False)
-            self._chars -= len(stale)
-        return body
-
-
-def request_hash(body: ClusterCreate) -> str:
-    return hashlib.sha256(body.model_dump_json(by_alias=True).encode()).hexdigest()
+        if self.clear_alerts:
+            values["alerts"] = None
+        return values
 
 
 class ClusterService:
-    def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, plans: PlanCatalogue, versions: VersionCatalogue, clock: Clock
+    ) -> None:
         self.db = db
         self.plans = plans
+        self.versions = versions
         self.clock = clock
         self.views = RenderedViews()
 
@@ -175,11 +110,7 @@ class ClusterService:
         return cut_page(rows, limit, lambda row: row.name)
 
     async def list_json(
-        self,
-        principal: Principal,
-        *,
-        limit: int | None = None,
-        continue_token: str | None = None,
+        self, principal: Principal, *, limit: int | None = None, continue_token: str | None = None
     ) -> str:
         """`list` rendered as the wire `ItemList`, reusing renderings of unchanged clusters.
 
@@ -187,10 +118,10 @@ class ClusterService:
         without a current rendering are loaded through a session."""
         after, fetch = page_query(continue_token, limit)
         if self.db.hot is not None:
-            found = await self.db.hot.cluster_versions(
-                principal.tenant_id, after=after, limit=fetch
+            found = await self.db.hot.object_versions(
+                ClusterRow, principal.tenant_id, after=after, limit=fetch
             )
-            all_versions = [ClusterVersion(*version) for version in found]
+            all_versions = [ObjectVersion(*version) for version in found]
         else:
             async with self.db.read() as session:
                 repo = ClusterRepository(session, principal.tenant_id)
@@ -215,13 +146,13 @@ class ClusterService:
         ]
         return render_page(rendered, token)
 
-    def require(self, version: ClusterVersion | None, name: str) -> ClusterVersion:
+    def require(self, version: ObjectVersion | None, name: str) -> ObjectVersion:
         """404 when the cluster looked up alongside authentication does not exist."""
         if version is None:
             raise NotFound(f"Cluster {name!r} not found")
         return version
 
-    async def get_json(self, principal: Principal, version: ClusterVersion) -> tuple[int, str]:
+    async def get_json(self, principal: Principal, version: ObjectVersion) -> tuple[int, str]:
         """The resourceVersion and wire JSON of the cluster `version` names (its current
         state, should it have changed since `version` was read)."""
         body = self.views.get(version)
@@ -243,7 +174,7 @@ class ClusterService:
         row = await self.get(session, principal, name)
         if row.deletion_requested_at is not None:
             raise ClusterTerminating()
-        if row.phase == "Failed":
+        if row.phase == ClusterPhase.FAILED:
             raise Conflict("Cluster has failed; it will never become ready", code="CLUSTER_FAILED")
         if row.phase not in CONNECTABLE_PHASES or not row.endpoint or not row.ca_certificate:
             raise NotReady(headers={"Retry-After": "5"})
@@ -262,30 +193,17 @@ class ClusterService:
     # -- writes ------------------------------------------------------------------------------
 
     async def create(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        body: ClusterCreate,
-        *,
-        idempotency_key: str | None,
-        location_prefix: str,
+        self, unit: UnitOfWork, body: ClusterCreate, *, location_prefix: str
     ) -> StoredResponse:
-        """Record a new cluster in phase Pending (or replay the response to a repeated key)."""
+        """Record a new cluster in phase Pending. Everything that needs no lock is worked out
+        first; the tenant's quota lock is taken last, for the checks and the insert."""
+        principal = unit.principal
         principal.require_admin()
-        now = self.clock.now()
-        digest = request_hash(body)
-        idem = IdempotencyRepository(session, principal.tenant_id)
-        if idempotency_key is not None:
-            earlier = await idem.get(idempotency_key, newer_than=now - IDEMPOTENCY_WINDOW)
-            if earlier is not None:
-                if earlier.request_hash != digest:
-                    raise IdempotencyKeyReused()
-                return StoredResponse(
-                    earlier.status_code, earlier.response_body, earlier.etag, earlier.location
-                )
-            await idem.forget_older_than(idempotency_key, now - IDEMPOTENCY_WINDOW)
-
-        version = check_supported(body.version) if body.version is not None else DEFAULT_VERSION
+        version = (
+            self.versions.check_supported(body.version)
+            if body.version is not None
+            else self.versions.default()
+        )
         plan = self.plans.get(principal.tenant.plan)
         if body.type == "dedicated" and not plan.dedicated_clusters:
             raise DedicatedUnsupported(
@@ -298,61 +216,80 @@ class ClusterService:
         storage = (given.storage if given else None) or defaults.storage
         wanted = Amounts(parse_cpu(cpu), parse_memory(memory), parse_storage(storage))
 
-        await TenantRepository(session).lock(principal.tenant_id)
+        session = await unit.session()
+        now = self.clock.now()
+        values = {
+            "id": uuid.uuid4().hex,
+            "tenant_id": principal.tenant_id,
+            "name": body.name,
+            "display_name": body.display_name,
+            "type": body.type,
+            "version": version,
+            "cpu": cpu,
+            "memory": memory,
+            "storage": storage,
+            "cpu_millis": wanted.cpu_millis,
+            "memory_bytes": wanted.memory_bytes,
+            "storage_bytes": wanted.storage_bytes,
+            "alerts": body.alerts,
+            "generation": 1,
+            "observed_generation": 0,
+            "resource_version": await self.db.next_resource_version(session),
+            "created_at": now,
+            "deletion_requested_at": None,
+            "removed_at": None,
+            "phase": ClusterPhase.PENDING,
+            "kubernetes_version": None,
+            "endpoint": None,
+            "ca_certificate": None,
+            "conditions": _initial_conditions(now),
+            "metrics": {},
+            "next_reconcile_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "failure_count": 0,
+        }
         repo = ClusterRepository(session, principal.tenant_id)
-        if await repo.get(body.name) is not None:
-            raise AlreadyExists("Cluster name already exists", field="name")
-        usage = await repo.usage()
-        self._check_limits(plan.name, usage, wanted, adding_cluster=True)
-
-        row = ClusterRow(
-            id=uuid.uuid4().hex,
-            tenant_id=principal.tenant_id,
-            name=body.name,
-            display_name=body.display_name,
-            type=body.type,
-            version=version,
-            cpu=cpu,
-            memory=memory,
-            storage=storage,
-            cpu_millis=wanted.cpu_millis,
-            memory_bytes=wanted.memory_bytes,
-            storage_bytes=wanted.storage_bytes,
-            alerts=body.alerts,
-            generation=1,
-            observed_generation=0,
-            resource_version=await self.db.next_resource_version(session),
-            created_at=now,
-            phase="Pending",
-            conditions=_initial_conditions(now),
-            metrics={},
-            next_reconcile_at=now,
-            failure_count=0,
-        )
-        repo.add(row)
-        location = f"{location_prefix}/{row.name}"
-        response = StoredResponse(
-            201, render(cluster_view(row)), etag(row.resource_version), location
-        )
-        if idempotency_key is not None:
-            idem.add(
-                IdempotencyRecord(
-                    tenant_id=principal.tenant_id,
-                    key=idempotency_key,
-                    request_hash=digest,
-                    status_code=response.status,
-                    response_body=response.body,
-                    etag=response.etag,
-                    location=response.location,
-                    created_at=now,
-                )
-            )
+        # The quota lock, held for one statement: the checks and the insert are one.
+        await TenantRepository(session).lock(principal.tenant_id)
         try:
-            await session.flush()
+            inserted = await repo.insert_within(values, self._limits(plan.name), plan.name)
         except IntegrityError:
-            # Lost a race with a concurrent create of the same name (or the same key).
+            # Lost a race with a concurrent create of the same name.
             raise AlreadyExists("Cluster name already exists", field="name") from None
-        return response
+        if not inserted:
+            await self._refused(session, principal, body.name, wanted)
+        row = ClusterRow(**values)
+        return StoredResponse(
+            201, render_row(row), etag(row.resource_version), f"{location_prefix}/{row.name}"
+        )
+
+    async def _refused(
+        self, session: AsyncSession, principal: Principal, name: str, wanted: Amounts
+    ) -> NoReturn:
+        """Why a create's insert found nothing to do: the name is taken, a limit would be
+        exceeded, or the tenant changed (suspended, or moved to another plan) since the
+        request authenticated."""
+        repo = ClusterRepository(session, principal.tenant_id)
+        if await repo.get(name) is not None:
+            raise AlreadyExists("Cluster name already exists", field="name")
+        tenant = await TenantRepository(session).by_id(principal.tenant_id)
+        if tenant is None:
+            raise NotFound("Tenant not found")
+        current = replace(principal, tenant=TenantRef.of(tenant))
+        current.require_admin()
+        self._check_limits(current, await repo.usage(), wanted, adding_cluster=True)
+        raise Conflict("The tenant's plan changed while the cluster was created; retry")
+
+    def _limits(self, plan_name: str) -> Limits:
+        plan = self.plans.get(plan_name)
+        pool = self.plans.pool(plan_name)
+        return Limits(
+            max_clusters=plan.max_clusters,
+            cpu_millis=pool.cpu_millis if pool else None,
+            memory_bytes=pool.memory_bytes if pool else None,
+            storage_bytes=pool.storage_bytes if pool else None,
+        )
 
     async def update(
         self,
@@ -365,42 +302,41 @@ class ClusterService:
     ) -> ClusterRow:
         """Apply a merge patch of version/resources/alerts with compare-and-swap."""
         principal.require_admin()
-        fields = patch.model_fields_set
-        for attempt in range(CAS_ATTEMPTS):
+        given = patch.model_fields_set
+        repo = ClusterRepository(session, principal.tenant_id)
+        for _attempt in range(CAS_ATTEMPTS):
             row = await self.get(session, principal, name)
             check_if_match(if_match, row.resource_version)
             if row.deletion_requested_at is not None:
                 raise ClusterTerminating("Cluster is terminating and can no longer be changed")
-            _check_immutable(row, patch, fields)
-            values = self._changes(row, patch, fields)
-            if not values:
+            _check_immutable(row, patch, given)
+            change = self._change(row, patch, given)
+            if change.empty:
                 return row
-            if row.phase == "Failed":
+            if row.phase == ClusterPhase.FAILED:
                 raise Conflict(
                     "Cluster has failed; delete it and create it again", code="CLUSTER_FAILED"
                 )
-            if {"cpu_millis", "memory_bytes", "storage_bytes"} & values.keys():
+            if change.resizes:
                 await TenantRepository(session).lock(principal.tenant_id)
-                usage = await ClusterRepository(session, principal.tenant_id).usage(
-                    excluding=row.id
-                )
                 wanted = Amounts(
-                    values.get("cpu_millis", row.cpu_millis),
-                    values.get("memory_bytes", row.memory_bytes),
-                    values.get("storage_bytes", row.storage_bytes),
+                    change.cpu_millis if change.cpu_millis is not None else row.cpu_millis,
+                    change.memory_bytes if change.memory_bytes is not None else row.memory_bytes,
+                    change.storage_bytes if change.storage_bytes is not None else row.storage_bytes,
                 )
-                self._check_limits(principal.tenant.plan, usage, wanted, adding_cluster=False)
+                usage = await repo.usage(excluding=row.id)
+                self._check_limits(principal, usage, wanted, adding_cluster=False)
+            values = change.columns()
             values.update(
                 generation=row.generation + 1,
                 resource_version=await self.db.next_resource_version(session),
                 next_reconcile_at=self.clock.now(),
             )
-            repo = ClusterRepository(session, principal.tenant_id)
             if await repo.compare_and_set(row.id, row.resource_version, values):
                 return await self.get(session, principal, name)
             if if_match is not None:
                 raise PreconditionFailed()
-            del attempt  # a concurrent status write moved the version on: re-read, re-apply
+            # A concurrent status write moved the version on: re-read, re-apply.
         raise Conflict("Cluster is changing too fast; retry the request")
 
     async def delete(
@@ -408,106 +344,114 @@ class ClusterService:
     ) -> None:
         """Mark the cluster Terminating; deleting it again is a no-op."""
         principal.require_admin()
+        repo = ClusterRepository(session, principal.tenant_id)
         for _ in range(CAS_ATTEMPTS):
             row = await self.get(session, principal, name)
             check_if_match(if_match, row.resource_version)
             if row.deletion_requested_at is not None:
                 return
-            now = self.clock.now()
-            conditions = set_condition(
-                row.conditions, "Ready", False, "Terminating", "Cluster is being deleted", now
-            )
-            values = {
-                "deletion_requested_at": now,
-                "phase": "Terminating",
-                "conditions": conditions,
-                "resource_version": await self.db.next_resource_version(session),
-                "next_reconcile_at": now,
-            }
-            repo = ClusterRepository(session, principal.tenant_id)
-            if await repo.compare_and_set(row.id, row.resource_version, values):
+            if await repo.compare_and_set(
+                row.id, row.resource_version, await self._deletion(session, row)
+            ):
                 return
             if if_match is not None:
                 raise PreconditionFailed()
         raise Conflict("Cluster is changing too fast; retry the request")
 
+    async def delete_all(self, session: AsyncSession, tenant_id: str) -> int:
+        """Mark every live cluster of a tenant Terminating (its deletion); returns how many."""
+        repo = ClusterRepository(session, tenant_id)
+        count = 0
+        for row in await repo.list():
+            if row.deletion_requested_at is None:
+                await repo.compare_and_set(
+                    row.id, row.resource_version, await self._deletion(session, row)
+                )
+            count += 1
+        return count
+
+    async def _deletion(self, session: AsyncSession, row: ClusterRow) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "deletion_requested_at": now,
+            "phase": ClusterPhase.TERMINATING,
+            "conditions": set_condition(
+                row.conditions, "Ready", False, "Terminating", "Cluster is being deleted", now
+            ),
+            "resource_version": await self.db.next_resource_version(session),
+            "next_reconcile_at": now,
+        }
+
     # -- rules -------------------------------------------------------------------------------
 
-    def _changes(self, row: ClusterRow, patch: ClusterUpdate, fields: set[str]) -> dict[str, Any]:
+    def _change(self, row: ClusterRow, patch: ClusterUpdate, given: set[str]) -> ClusterChange:
         values: dict[str, Any] = {}
-        if "version" in fields:
+        # The hosted Terraform provider sends "" for a version its configuration leaves out.
+        if "version" in given and patch.version != "":
             if patch.version is None:
                 raise ValidationFailed("version cannot be null", field="version")
-            check_upgrade(row.version, patch.version)
+            self.versions.check_upgrade(row.version, patch.version)
             if patch.version != row.version:
                 values["version"] = patch.version
-        if "resources" in fields:
+        if "resources" in given:
             if patch.resources is None:
                 raise ValidationFailed("resources cannot be null", field="resources")
-            given = patch.resources
-            for key, parse in (
-                ("cpu", parse_cpu),
-                ("memory", parse_memory),
-                ("storage", parse_storage),
-            ):
-                if key not in given.model_fields_set:
+            for key, parse in _PARSE.items():
+                if key not in patch.resources.model_fields_set:
                     continue
-                text = getattr(given, key)
+                text = getattr(patch.resources, key)
                 if text is None:
                     raise ValidationFailed(f"{key} cannot be null", field=f"resources.{key}")
                 amount = parse(text)
-                column = {
-                    "cpu": "cpu_millis",
-                    "memory": "memory_bytes",
-                    "storage": "storage_bytes",
-                }[key]
                 if text != getattr(row, key):
                     values[key] = text
-                if amount != getattr(row, column):
-                    values[column] = amount
-        if "alerts" in fields:
+                if amount != getattr(row, _AMOUNT_COLUMN[key]):
+                    values[_AMOUNT_COLUMN[key]] = amount
+        if "alerts" in given:
             alerts = None if patch.alerts is None else merge_patch(row.alerts or {}, patch.alerts)
             if alerts != row.alerts:
-                values["alerts"] = alerts
-        return values
+                if alerts is None:
+                    values["clear_alerts"] = True
+                else:
+                    values["alerts"] = alerts
+        return ClusterChange(**values)
 
     def _check_limits(
-        self, plan_name: str, usage: Usage, wanted: Amounts, *, adding_cluster: bool
+        self, principal: Principal, usage: Usage, wanted: Amounts, *, adding_cluster: bool
     ) -> None:
-        plan = self.plans.get(plan_name)
-        if adding_cluster and plan.max_clusters is not None and usage.clusters >= plan.max_clusters:
-            raise PlanLimitExceeded(
-                f"The {plan.name} plan allows at most {plan.max_clusters} clusters and the "
-                f"tenant already has {usage.clusters}"
-            )
-        pool = self.plans.pool(plan.name)
-        if pool is None:
-            return
-        held = Amounts(usage.cpu_millis, usage.memory_bytes, usage.storage_bytes)
-        total = held + wanted
-        checks = (
-            ("cpu", total.cpu_millis, pool.cpu_millis, held.cpu_millis, format_cpu),
-            ("memory", total.memory_bytes, pool.memory_bytes, held.memory_bytes, format_bytes),
-            ("storage", total.storage_bytes, pool.storage_bytes, held.storage_bytes, format_bytes),
+        plan = self.plans.get(principal.tenant.plan)
+        found = excesses(
+            plan, self.plans.pool(plan.name), usage, adding=wanted, adding_cluster=adding_cluster
         )
-        for field, need, limit, already, fmt in checks:
-            if need > limit:
-                raise PlanLimitExceeded(
-                    f"{field}: this request would bring the tenant to {fmt(need)} of the "
-                    f"{plan.name} plan's pool of {fmt(limit)} ({fmt(already)} already allocated), "
-                    f"exceeding it by {fmt(need - limit)}",
-                    field=f"resources.{field}",
-                )
+        if not found:
+            return
+        excess = found[0]
+        if excess.limit == "maxClusters":
+            raise PlanLimitExceeded(
+                f"The {plan.name} plan allows at most {excess.allowed} clusters and the tenant "
+                f"already has {excess.held}: maximum cluster limit reached"
+            )
+        total, allowed, held, over = excess.amounts()
+        raise PlanLimitExceeded(
+            f"{excess.limit}: this request would bring the tenant to {total} of the "
+            f"{plan.name} plan's pool of {allowed} ({held} already allocated), "
+            f"exceeding it by {over}",
+            field=f"resources.{excess.limit}",
+        )
 
 
-def _check_immutable(row: ClusterRow, patch: ClusterUpdate, fields: set[str]) -> None:
+def render_row(row: ClusterRow) -> str:
+    return render(cluster_view(row))
+
+
+def _check_immutable(row: ClusterRow, patch: ClusterUpdate, given: set[str]) -> None:
     for attr, wire in (("name", "name"), ("display_name", "displayName"), ("type", "type")):
-        if attr in fields and getattr(patch, attr) != getattr(row, attr):
+        if attr in given and getattr(patch, attr) != getattr(row, attr):
             raise ImmutableField(f"{wire} is immutable", field=wire)
 
 
-def _initial_conditions(now: Any) -> list[dict[str, Any]]:
-    conditions: list[dict[str, Any]] = []
+def _initial_conditions(now: datetime) -> list[Condition]:
+    conditions: list[Condition] = []
     for type_ in ("Ready", "Provisioned", "UpToDate"):
         conditions = set_condition(
             conditions, type_, False, "Pending", "Waiting for the reconciler", now

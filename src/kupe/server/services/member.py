@@ -12,7 +12,7 @@ from kupe.core.etag import check_if_match
 from kupe.core.pagination import cut_page, page_query
 from kupe.schemas.tenant import MemberCreate, MemberUpdate
 from kupe.server.db.models import Member, Tenant
-from kupe.server.db.repository import MemberRepository
+from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.services.auth import ROLES, Principal
 from kupe.server.services.tenant import TenantService, normalise_email
 
@@ -47,8 +47,9 @@ class MemberService:
     ) -> Member:
         """Add a member; 409 when the (case-insensitive) email is already one."""
         principal.require_admin()
-        await self._check_version(session, principal.tenant, if_match)
-        return await self.add_member(session, principal.tenant, body.email, body.role)
+        tenant = await self.tenants.row(session, principal.tenant_id, for_update=True)
+        await self._check_version(session, tenant, if_match)
+        return await self.add_member(session, tenant, body.email, body.role)
 
     async def add_member(
         self, session: AsyncSession, tenant: Tenant, email: str, role: str
@@ -78,9 +79,14 @@ class MemberService:
         *,
         if_match: str | None,
     ) -> Member:
-        """Change a member's role; demoting the last admin is refused (409 LAST_ADMIN)."""
-        principal.require_admin()
-        await self._check_version(session, principal.tenant, if_match)
+        """Change a member's role; demoting the last admin is refused (409 LAST_ADMIN). A
+        demotion is a security operation: it works while the tenant is suspended."""
+        if body.role == "admin":
+            principal.require_admin()
+        else:
+            principal.require_security_admin()
+        tenant = await self.tenants.row(session, principal.tenant_id, for_update=True)
+        await self._check_version(session, tenant, if_match)
         repo = MemberRepository(session, principal.tenant_id)
         member = await self._get(session, principal.tenant_id, _path_email(email))
         if member.role == body.role:
@@ -89,15 +95,17 @@ class MemberService:
             raise LastAdmin(f"{member.email} is the tenant's last admin and cannot be demoted")
         await repo.set_role(member.email, body.role)
         member.role = body.role
-        await self.tenants.bump(session, principal.tenant)
+        await self.tenants.bump(session, tenant)
         return member
 
     async def remove(
         self, session: AsyncSession, principal: Principal, email: str, *, if_match: str | None
     ) -> None:
-        """Remove a member; not yourself (400), not the last admin (409 LAST_ADMIN)."""
-        principal.require_admin()
-        await self._check_version(session, principal.tenant, if_match)
+        """Remove a member; not yourself (400), not the last admin (409 LAST_ADMIN). Works while
+        the tenant is suspended (a security operation)."""
+        principal.require_security_admin()
+        tenant = await self.tenants.row(session, principal.tenant_id, for_update=True)
+        await self._check_version(session, tenant, if_match)
         address = _path_email(email)
         if principal.member_email == address:
             raise BadRequest(
@@ -108,13 +116,13 @@ class MemberService:
         if member.role == "admin" and await repo.count_admins() <= 1:
             raise LastAdmin(f"{member.email} is the tenant's last admin and cannot be removed")
         await repo.delete(member.email)
-        await self.tenants.bump(session, principal.tenant)
+        await self.tenants.bump(session, tenant)
 
     async def _check_version(
         self, session: AsyncSession, tenant: Tenant, if_match: str | None
     ) -> None:
         if if_match is not None:
-            check_if_match(if_match, await self.tenants.version(session, tenant))
+            check_if_match(if_match, await self.tenants.version(session, tenant.id))
 
     @staticmethod
     async def _get(session: AsyncSession, tenant_id: str, email: str) -> Member:

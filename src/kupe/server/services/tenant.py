@@ -20,23 +20,20 @@ from kupe.core.errors import (
 )
 from kupe.core.etag import check_if_match
 from kupe.core.names import name_problem
-from kupe.core.quantity import format_bytes, format_cpu
+from kupe.core.phases import TenantPhase
 from kupe.schemas.tenant import Tenant as TenantView
 from kupe.schemas.tenant import TenantUpdate
 from kupe.server.db.engine import Database
 from kupe.server.db.models import ApiKey, Member, Tenant
-from kupe.server.db.repository import (
-    ApiKeyRepository,
-    ClusterRepository,
-    MemberRepository,
-    TenantRepository,
-)
+from kupe.server.db.repositories.apikey import ApiKeyRepository
+from kupe.server.db.repositories.cluster import ClusterRepository
+from kupe.server.db.repositories.member import MemberRepository
+from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import ROLES, Principal, generate_api_key
 from kupe.server.services.cluster import ClusterService
+from kupe.server.services.limits import excesses
 from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.views import tenant_view
-
-PHASES = ("Active", "Suspended", "Terminating")
 
 
 def normalise_email(value: str) -> str:
@@ -97,7 +94,7 @@ class TenantService:
             plan=plan,
             enforce_metrics_limit=False,
             enforce_log_limit=False,
-            phase="Active",
+            phase=TenantPhase.ACTIVE,
             resource_version=await self.db.next_resource_version(session),
             created_at=now,
         )
@@ -107,14 +104,14 @@ class TenantService:
             Member(tenant_id=tenant.id, email=email, role="admin", created_at=now)
         )
         key = await self.issue_api_key(
-            session, tenant, role="admin", display_name="initial admin key", created_by=email
+            session, tenant.id, role="admin", display_name="initial admin key", created_by=email
         )
         return tenant, key
 
     async def issue_api_key(
         self,
         session: AsyncSession,
-        tenant: Tenant,
+        tenant_id: str,
         *,
         role: str,
         display_name: str,
@@ -132,7 +129,7 @@ class TenantService:
         new = generate_api_key()
         record = ApiKey(
             id=new.id,
-            tenant_id=tenant.id,
+            tenant_id=tenant_id,
             display_name=display_name.strip(),
             role=role,
             key_hash=new.hash,
@@ -160,11 +157,21 @@ class TenantService:
 
     # -- the Tenant object -------------------------------------------------------------------
 
-    async def version(self, session: AsyncSession, tenant: Tenant) -> int:
+    async def row(
+        self, session: AsyncSession, tenant_id: str, *, for_update: bool = False
+    ) -> Tenant:
+        """The caller's tenant row, read fresh (404 if it went away meanwhile)."""
+        row = await TenantRepository(session).by_id(tenant_id, for_update=for_update)
+        if row is None:
+            raise NotFound("Tenant not found")
+        return row
+
+    async def version(self, session: AsyncSession, tenant_id: str) -> int:
         """The tenant's resourceVersion. Its status is derived from its clusters, so the
         version also moves when one of them is created, changed or removed."""
-        clusters = await ClusterRepository(session, tenant.id).latest_version()
-        return max(tenant.resource_version, clusters)
+        own = await TenantRepository(session).resource_version(tenant_id)
+        clusters = await ClusterRepository(session, tenant_id).latest_version()
+        return max(own, clusters)
 
     async def view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
         """The Tenant object with its members and status."""
@@ -172,7 +179,7 @@ class TenantService:
         usage = await ClusterRepository(session, tenant.id).usage()
         plan = self.plans.get(tenant.plan) if tenant.plan in self.plans else None
         pool = plan.resource_pool if plan else None
-        return tenant_view(tenant, members, usage, pool, await self.version(session, tenant))
+        return tenant_view(tenant, members, usage, pool, await self.version(session, tenant.id))
 
     async def bump(self, session: AsyncSession, tenant: Tenant) -> None:
         """Give the tenant a new resourceVersion (it changed, or one of its members did)."""
@@ -189,7 +196,7 @@ class TenantService:
     ) -> Tenant:
         """PATCH of plan / enforceMetricsLimit / enforceLogLimit, with If-Match."""
         principal.require_admin()
-        tenant = principal.tenant
+        tenant = await self.row(session, principal.tenant_id, for_update=True)
         fields = patch.model_fields_set
         for attr, wire in (
             ("name", "name"),
@@ -210,7 +217,7 @@ class TenantService:
         ):
             if attr in fields and getattr(patch, attr) is None:
                 raise ValidationFailed(f"{wire} cannot be null", field=wire)
-        check_if_match(if_match, await self.version(session, tenant))
+        check_if_match(if_match, await self.version(session, tenant.id))
         changed = False
         if patch.plan is not None and patch.plan != tenant.plan:
             await self._check_plan_fits(session, tenant, patch.plan)
@@ -246,25 +253,19 @@ class TenantService:
             raise ValidationFailed(f"unknown plan {name!r} (plans: {known})", field="plan")
         plan = self.plans.get(name)
         clusters = ClusterRepository(session, tenant.id)
-        usage = await clusters.usage()
         problems: list[str] = []
-        if plan.max_clusters is not None and usage.clusters > plan.max_clusters:
-            problems.append(
-                f"maxClusters: the tenant has {usage.clusters} clusters and the {plan.name} "
-                f"plan allows {plan.max_clusters}"
-            )
-        pool = self.plans.pool(plan.name)
-        if pool is not None:
-            for field, held, limit, fmt in (
-                ("cpu", usage.cpu_millis, pool.cpu_millis, format_cpu),
-                ("memory", usage.memory_bytes, pool.memory_bytes, format_bytes),
-                ("storage", usage.storage_bytes, pool.storage_bytes, format_bytes),
-            ):
-                if held > limit:
-                    problems.append(
-                        f"resourcePool.{field}: the tenant has {fmt(held)} allocated and the "
-                        f"{plan.name} plan's pool is {fmt(limit)}"
-                    )
+        for excess in excesses(plan, self.plans.pool(plan.name), await clusters.usage()):
+            if excess.limit == "maxClusters":
+                problems.append(
+                    f"maxClusters: the tenant has {excess.held} clusters and the {plan.name} "
+                    f"plan allows {excess.allowed}"
+                )
+            else:
+                _total, allowed, held, _over = excess.amounts()
+                problems.append(
+                    f"resourcePool.{excess.limit}: the tenant has {held} allocated and the "
+                    f"{plan.name} plan's pool is {allowed}"
+                )
         if not plan.dedicated_clusters and await clusters.has_dedicated():
             problems.append(
                 f"dedicatedClusters: the tenant has dedicated clusters and the {plan.name} "
@@ -277,10 +278,9 @@ class TenantService:
 
     # -- operator lifecycle ------------------------------------------------------------------
 
-    async def set_phase(self, session: AsyncSession, tenant: Tenant, phase: str) -> None:
+    async def set_phase(self, session: AsyncSession, tenant: Tenant, phase: TenantPhase) -> None:
         """Suspend (reads only; clusters keep running) or resume a tenant."""
-        assert phase in PHASES
-        if tenant.phase == "Terminating" and phase != "Terminating":
+        if tenant.phase == TenantPhase.TERMINATING and phase != TenantPhase.TERMINATING:
             raise Conflict("Tenant is being deleted", code="TENANT_TERMINATING")
         if tenant.phase != phase:
             tenant.phase = phase
@@ -295,26 +295,24 @@ class TenantService:
         deleted as `DELETE /clusters/{name}` would (the reconciler tears it down) and the
         tenant becomes Terminating until `finish_deletion` can remove it.
         """
-        repo = ClusterRepository(session, tenant.id)
-        live = await repo.list()
-        if live and not cascade and tenant.phase != "Terminating":
+        live = await ClusterRepository(session, tenant.id).list()
+        if live and not cascade and tenant.phase != TenantPhase.TERMINATING:
             names = ", ".join(row.name for row in live[:10])
             raise Conflict(
                 f"Tenant {tenant.name!r} still has {len(live)} cluster(s) ({names}); "
                 "delete them first or pass --cascade",
                 code="TENANT_HAS_CLUSTERS",
             )
-        operator = Principal(tenant=tenant, role="admin", actor="operator", operator=True)
-        for row in live:
-            await clusters.delete(session, operator, row.name, if_match=None)
-        await self.set_phase(session, tenant, "Terminating")
-        return len(live)
+        remaining = await clusters.delete_all(session, tenant.id)
+        await self.set_phase(session, tenant, TenantPhase.TERMINATING)
+        return remaining
 
     async def finish_deletion(self, session: AsyncSession, tenant: Tenant) -> bool:
-        """Remove a Terminating tenant once the reconciler has removed all its clusters."""
-        if tenant.phase != "Terminating":
+        """Remove a Terminating tenant once the reconciler has removed all its clusters. Its
+        row and its clusters' rows stay for metering history; members and keys go."""
+        if tenant.phase != TenantPhase.TERMINATING:
             return False
         if (await ClusterRepository(session, tenant.id).usage()).clusters:
             return False
-        await TenantRepository(session).delete(tenant.id)
+        await TenantRepository(session).remove(tenant.id, self.clock.now())
         return True

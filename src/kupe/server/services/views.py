@@ -9,7 +9,7 @@ from kupe.schemas.tenant import MemberView, Tenant, TenantStatus
 from kupe.server.db.models import ApiKey as ApiKeyRow
 from kupe.server.db.models import Member as MemberRow
 from kupe.server.db.models import Tenant as TenantRow
-from kupe.server.db.repository import Usage
+from kupe.server.db.repositories.cluster import Usage
 
 
 def tenant_view(

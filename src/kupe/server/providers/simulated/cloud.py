@@ -1,9 +1,10 @@
 """The simulated provider: a durable stand-in for a cloud, with configurable timings and faults.
 
-Its "infrastructure" lives in a SQLite file of its own (not Kupe's database): every process
-that points at the same file sees one cloud, a restart forgets nothing, and a repeated call never
-creates a cluster twice. Mutations run under `BEGIN IMMEDIATE`, so concurrent callers in several
-processes are serialised by the file lock; within a process one thread does all the file work.
+Its "infrastructure" lives in a SQLite file of its own (not Kupe's database, see `store`):
+every process that points at the same file sees one cloud, a restart forgets nothing, and a
+repeated call never creates a cluster twice. Mutations run under `BEGIN IMMEDIATE`, so
+concurrent callers in several processes are serialised by the file lock; within a process one
+thread does all the file work.
 
 Every real mutation is also appended to the cloud's own ledger (`operations`), in the same
 transaction, naming the process that made it: the cloud's bill, which survives `kill -9` of the
@@ -13,21 +14,18 @@ process whose in-memory metrics counted it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-import os
 import random
 import re
-import socket
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from kupe.core.clock import Clock
-from kupe.core.versions import patch_version
 from kupe.server.metrics import Metrics
 from kupe.server.providers.base import (
     ClusterSpec,
@@ -35,89 +33,22 @@ from kupe.server.providers.base import (
     InfraState,
     PermanentProviderError,
     Provider,
+    SecretConflict,
+    SecretCopy,
     TransientProviderError,
 )
-from kupe.server.providers.pki import issue_cluster_pki
+from kupe.server.providers.pki import ClusterPki, issue_cluster_pki
+from kupe.server.providers.simulated.store import (
+    COLUMNS,
+    Row,
+    create_schema,
+    default_actor,
+    state_of,
+    transition_due,
+)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS infra (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    type TEXT NOT NULL,
-    version TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    ca_certificate TEXT NOT NULL,
-    serving_certificate TEXT NOT NULL,
-    cpu_millis INTEGER NOT NULL,
-    memory_bytes INTEGER NOT NULL,
-    storage_bytes INTEGER NOT NULL,
-    ready_at REAL NOT NULL,
-    upgrade_target TEXT,
-    upgrade_done_at REAL,
-    deleting_done_at REAL,
-    healthy INTEGER NOT NULL DEFAULT 1
-)
-"""
-_LEDGER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS operations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    cluster_id TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    at REAL NOT NULL
-)
-"""
-_COLUMNS = (
-    "id, version, endpoint, ca_certificate, cpu_millis, memory_bytes, storage_bytes, "
-    "ready_at, upgrade_target, upgrade_done_at, deleting_done_at, healthy"
-)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One real mutation of the simulated cloud, as its ledger recorded it."""
-
-    seq: int
-    cluster_id: str
-    operation: str
-    actor: str
-    at: float
-
-
-def read_ledger(state_file: Path) -> list[LedgerEntry]:
-    """Every mutation the simulated cloud in `state_file` has recorded, oldest first."""
-    if not state_file.exists():
-        return []
-    conn = sqlite3.connect(state_file, timeout=30)
-    try:
-        conn.execute(_LEDGER_SCHEMA)
-        rows = conn.execute(
-            "SELECT seq, cluster_id, operation, actor, at FROM operations ORDER BY seq"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [LedgerEntry(*row) for row in rows]
-
-
-def read_inventory(state_file: Path) -> dict[str, str]:
-    """The clusters that exist in the simulated cloud in `state_file` (being deleted or not):
-    id -> "tenant/name"."""
-    if not state_file.exists():
-        return {}
-    conn = sqlite3.connect(state_file, timeout=30)
-    try:
-        conn.execute(_SCHEMA)
-        rows = conn.execute("SELECT id, tenant, name FROM infra").fetchall()
-    finally:
-        conn.close()
-    return {row[0]: f"{row[1]}/{row[2]}" for row in rows}
-
-
-def default_actor() -> str:
-    """Names this process in the ledger: host, pid and a nonce (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "kupe")
 
 
 @dataclass
@@ -133,6 +64,7 @@ class SimulatedTimings:
     provision_seconds: float = 8.0
     upgrade_seconds: float = 5.0
     delete_seconds: float = 3.0
+    migrate_seconds: float = 5.0
     failure_rate: float = 0.0
     fail_pattern: str = ""
 
@@ -171,8 +103,7 @@ class SimulatedProvider(Provider):
         conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-            conn.execute(_LEDGER_SCHEMA)
+            create_schema(conn)
         finally:
             conn.close()
 
@@ -197,15 +128,15 @@ class SimulatedProvider(Provider):
             # One statement reads one snapshot; the ids travel as one JSON parameter, however
             # many there are.
             query = (
-                f"SELECT {_COLUMNS} FROM infra "  # noqa: S608 - constant columns
+                f"SELECT {COLUMNS} FROM infra "  # noqa: S608 - constant columns
                 "WHERE id IN (SELECT value FROM json_each(?))"
             )
             for found in conn.execute(query, (json.dumps(ids),)):
-                row = _Row._make(found)
-                if _transition_due(row, now):
+                row = Row._make(found)
+                if transition_due(row, now):
                     due.append(row.id)
                 else:
-                    states[row.id] = _state(row, now)
+                    states[row.id] = state_of(row, now)
             return states, due
 
         # Settled clusters only need reading; the few whose transition has come are folded in
@@ -226,55 +157,14 @@ class SimulatedProvider(Provider):
         pki = issue_cluster_pki(f"{spec.tenant}/{spec.name}", endpoint_host, self.clock.now())
 
         def apply(txn: _Txn) -> InfraState:
-            conn = txn.conn
-            now = self._now()
-            state = self._settled(conn, spec.id)
+            state = self._settled(txn.conn, spec.id)
             if state is None:
-                conn.execute(
-                    "INSERT INTO infra (id, tenant, name, type, version, endpoint, "
-                    "ca_certificate, serving_certificate, cpu_millis, memory_bytes, "
-                    "storage_bytes, ready_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        spec.id,
-                        spec.tenant,
-                        spec.name,
-                        spec.type,
-                        spec.version,
-                        f"https://{endpoint_host}",
-                        pki.ca_certificate_pem,
-                        pki.serving_certificate_pem,
-                        spec.cpu_millis,
-                        spec.memory_bytes,
-                        spec.storage_bytes,
-                        now + self.timings.provision_seconds,
-                    ),
-                )
-                self._record(txn, spec.id, "create")
+                self._create(txn, spec, f"https://{endpoint_host}", pki)
             elif state.phase is InfraPhase.DELETING:
                 raise TransientProviderError("cluster is being deleted")
             elif state.phase in (InfraPhase.READY, InfraPhase.UNHEALTHY, InfraPhase.CREATING):
-                if (state.cpu_millis, state.memory_bytes, state.storage_bytes) != (
-                    spec.cpu_millis,
-                    spec.memory_bytes,
-                    spec.storage_bytes,
-                ):
-                    conn.execute(
-                        "UPDATE infra SET cpu_millis=?, memory_bytes=?, storage_bytes=? WHERE id=?",
-                        (spec.cpu_millis, spec.memory_bytes, spec.storage_bytes, spec.id),
-                    )
-                    self._record(txn, spec.id, "update")
-                if state.version != spec.version:
-                    if state.phase is InfraPhase.CREATING:
-                        conn.execute(
-                            "UPDATE infra SET version=? WHERE id=?", (spec.version, spec.id)
-                        )
-                    else:
-                        conn.execute(
-                            "UPDATE infra SET upgrade_target=?, upgrade_done_at=? WHERE id=?",
-                            (spec.version, now + self.timings.upgrade_seconds, spec.id),
-                        )
-                    self._record(txn, spec.id, "update")
-            settled = self._settled(conn, spec.id)
+                self._converge(txn, state, spec)
+            settled = self._settled(txn.conn, spec.id)
             assert settled is not None
             return settled
 
@@ -295,6 +185,132 @@ class SimulatedProvider(Provider):
             return self._settled(txn.conn, cluster_id)
 
         return await self._run(apply)
+
+    def _create(self, txn: _Txn, spec: ClusterSpec, endpoint: str, pki: ClusterPki) -> None:
+        txn.conn.execute(
+            "INSERT INTO infra (id, tenant, name, type, version, endpoint, ca_certificate, "
+            "serving_certificate, cpu_millis, memory_bytes, storage_bytes, ready_at, alerts, "
+            "high_availability) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                spec.id,
+                spec.tenant,
+                spec.name,
+                spec.type,
+                spec.version,
+                endpoint,
+                pki.ca_certificate_pem,
+                pki.serving_certificate_pem,
+                spec.cpu_millis,
+                spec.memory_bytes,
+                spec.storage_bytes,
+                self._now() + self.timings.provision_seconds,
+                spec.alerts,
+                int(spec.high_availability),
+            ),
+        )
+        self._record(txn, spec.id, "create")
+
+    def _converge(self, txn: _Txn, state: InfraState, spec: ClusterSpec) -> None:
+        """Move an existing cluster towards `spec`: resize and alerts at once, a version
+        change as an upgrade, high availability as a migration (once it is up)."""
+        conn, now = txn.conn, self._now()
+        changes: list[tuple[str, tuple[object, ...]]] = []
+        wanted = (spec.cpu_millis, spec.memory_bytes, spec.storage_bytes)
+        if (state.cpu_millis, state.memory_bytes, state.storage_bytes) != wanted:
+            changes.append(("cpu_millis=?, memory_bytes=?, storage_bytes=?", wanted))
+        if state.alerts != spec.alerts:
+            changes.append(("alerts=?", (spec.alerts,)))
+        if state.version != spec.version:
+            if state.phase is InfraPhase.CREATING:
+                changes.append(("version=?", (spec.version,)))
+            else:
+                done = now + self.timings.upgrade_seconds
+                changes.append(("upgrade_target=?, upgrade_done_at=?", (spec.version, done)))
+        if spec.high_availability and not state.high_availability:
+            if state.phase is InfraPhase.CREATING:
+                changes.append(("high_availability=1", ()))
+            else:
+                done = now + self.timings.migrate_seconds
+                changes.append(("migration_done_at=?", (done,)))
+        for assignment, values in changes:
+            conn.execute(f"UPDATE infra SET {assignment} WHERE id=?", (*values, spec.id))  # noqa: S608
+        if changes:
+            self._record(txn, spec.id, "update")
+
+    # -- the SecretSync capability ---------------------------------------------------------
+
+    async def read_secret(self, cluster_id: str, namespace: str, name: str) -> SecretCopy | None:
+        self._maybe_fail(cluster_id)
+
+        def read(conn: sqlite3.Connection) -> SecretCopy | None:
+            found = conn.execute(
+                "SELECT data, labels, annotations FROM secrets "
+                "WHERE cluster_id=? AND namespace=? AND name=?",
+                (cluster_id, namespace, name),
+            ).fetchone()
+            if found is None:
+                return None
+            data = {k: base64.b64decode(v) for k, v in json.loads(found[0]).items()}
+            return SecretCopy(namespace, name, data, json.loads(found[1]), json.loads(found[2]))
+
+        return await self._on_file(read)
+
+    async def write_secret(self, cluster_id: str, secret: SecretCopy) -> None:
+        self._maybe_fail(cluster_id)
+        labels = {**secret.labels, MANAGED_BY[0]: MANAGED_BY[1]}
+        data = json.dumps({k: base64.b64encode(v).decode() for k, v in secret.data.items()})
+
+        def apply(txn: _Txn) -> None:
+            state = self._settled(txn.conn, cluster_id)
+            if state is None or state.phase in (InfraPhase.CREATING, InfraPhase.DELETING):
+                raise TransientProviderError("the cluster is not serving")
+            current = txn.conn.execute(
+                "SELECT labels, data FROM secrets WHERE cluster_id=? AND namespace=? AND name=?",
+                (cluster_id, secret.namespace, secret.name),
+            ).fetchone()
+            if current is not None and json.loads(current[0]).get(MANAGED_BY[0]) != MANAGED_BY[1]:
+                raise SecretConflict(
+                    f"a Secret {secret.namespace}/{secret.name} exists that Kupe does not manage"
+                )
+            if current is not None and current[1] == data:
+                return
+            txn.conn.execute(
+                "INSERT OR REPLACE INTO secrets (cluster_id, namespace, name, data, labels, "
+                "annotations) VALUES (?,?,?,?,?,?)",
+                (
+                    cluster_id,
+                    secret.namespace,
+                    secret.name,
+                    data,
+                    json.dumps(labels),
+                    json.dumps(dict(secret.annotations)),
+                ),
+            )
+            self._record(txn, cluster_id, "secret-write")
+
+        await self._run(apply)
+
+    async def delete_secret(self, cluster_id: str, namespace: str, name: str) -> None:
+        self._maybe_fail(cluster_id)
+
+        def apply(txn: _Txn) -> None:
+            deleted = txn.conn.execute(
+                "DELETE FROM secrets WHERE cluster_id=? AND namespace=? AND name=? "
+                "AND json_extract(labels, '$.\"app.kubernetes.io/managed-by\"') = 'kupe'",
+                (cluster_id, namespace, name),
+            ).rowcount
+            if deleted:
+                self._record(txn, cluster_id, "secret-delete")
+
+        await self._run(apply)
+
+    # -- the other capabilities --------------------------------------------------------------
+
+    def supports_high_availability(self) -> bool:
+        return True
+
+    def accepts_kupe_tokens(self) -> bool:
+        return True
 
     # -- test and operator hooks -----------------------------------------------------------
 
@@ -395,72 +411,30 @@ class SimulatedProvider(Provider):
 
     def _settled(self, conn: sqlite3.Connection, cluster_id: str) -> InfraState | None:
         """Read one cluster, first folding in the transitions whose time has come."""
-        query = f"SELECT {_COLUMNS} FROM infra WHERE id=?"  # noqa: S608 - constant columns
+        query = f"SELECT {COLUMNS} FROM infra WHERE id=?"  # noqa: S608 - constant columns
         found = conn.execute(query, (cluster_id,)).fetchone()
         if found is None:
             return None
-        row, now = _Row._make(found), self._now()
-        if _transition_due(row, now):
+        row, now = Row._make(found), self._now()
+        if transition_due(row, now):
             if row.deleting_done_at is not None:
                 conn.execute("DELETE FROM infra WHERE id=?", (cluster_id,))
+                conn.execute("DELETE FROM secrets WHERE cluster_id=?", (cluster_id,))
                 return None
-            target = row.upgrade_target
-            assert target is not None  # a transition other than teardown is an upgrade
-            conn.execute(
-                "UPDATE infra SET version=?, upgrade_target=NULL, upgrade_done_at=NULL WHERE id=?",
-                (target, cluster_id),
-            )
-            row = row._replace(version=target, upgrade_target=None, upgrade_done_at=None)
-        return _state(row, now)
-
-
-class _Row(NamedTuple):
-    """A row of `infra` as _COLUMNS selects it."""
-
-    id: str
-    version: str
-    endpoint: str
-    ca_certificate: str
-    cpu_millis: int
-    memory_bytes: int
-    storage_bytes: int
-    ready_at: float
-    upgrade_target: str | None
-    upgrade_done_at: float | None
-    deleting_done_at: float | None
-    healthy: int
-
-
-def _transition_due(row: _Row, now: float) -> bool:
-    """Whether a teardown or an upgrade has finished but is not yet folded into the row."""
-    if row.deleting_done_at is not None:
-        return now >= row.deleting_done_at
-    return (
-        now >= row.ready_at
-        and row.upgrade_target is not None
-        and row.upgrade_done_at is not None
-        and now >= row.upgrade_done_at
-    )
-
-
-def _state(row: _Row, now: float) -> InfraState:
-    """What a row with no transition due says about its cluster."""
-    if row.deleting_done_at is not None:
-        phase = InfraPhase.DELETING
-    elif now < row.ready_at:
-        phase = InfraPhase.CREATING
-    elif row.upgrade_target is not None:
-        phase = InfraPhase.UPDATING
-    else:
-        phase = InfraPhase.READY if row.healthy else InfraPhase.UNHEALTHY
-    return InfraState(
-        id=row.id,
-        phase=phase,
-        version=row.version,
-        kubernetes_version=patch_version(row.version),
-        endpoint=row.endpoint,
-        ca_certificate=row.ca_certificate,
-        cpu_millis=row.cpu_millis,
-        memory_bytes=row.memory_bytes,
-        storage_bytes=row.storage_bytes,
-    )
+            if row.upgrade_done_at is not None and now >= row.upgrade_done_at:
+                assert row.upgrade_target is not None
+                conn.execute(
+                    "UPDATE infra SET version=?, upgrade_target=NULL, upgrade_done_at=NULL "
+                    "WHERE id=?",
+                    (row.upgrade_target, cluster_id),
+                )
+                row = row._replace(
+                    version=row.upgrade_target, upgrade_target=None, upgrade_done_at=None
+                )
+            if row.migration_done_at is not None and now >= row.migration_done_at:
+                conn.execute(
+                    "UPDATE infra SET high_availability=1, migration_done_at=NULL WHERE id=?",
+                    (cluster_id,),
+                )
+                row = row._replace(high_availability=1, migration_done_at=None)
+        return state_of(row, now)

@@ -21,7 +21,7 @@ from kupe.core.etag import check_if_match, etag, none_match, parse_etags
 from kupe.core.merge_patch import merge_patch
 from kupe.core.names import is_valid_name
 from kupe.core.pagination import decode_continue, encode_continue
-from kupe.core.versions import DEFAULT_VERSION, check_upgrade, patch_version
+from kupe.core.versions import DEFAULT_VERSION, VersionCatalogue, patch_version
 from kupe.server.providers.pki import issue_cluster_pki
 
 
@@ -87,16 +87,30 @@ def test_names() -> None:
 
 
 def test_versions() -> None:
-    assert DEFAULT_VERSION == "1.33"
-    assert patch_version("1.32").startswith("v1.32.")
-    check_upgrade("1.31", "1.32")
-    check_upgrade("1.32", "1.32")
+    assert DEFAULT_VERSION == "1.37"
+    assert patch_version("1.32") == "v1.32.13"
+    catalogue = VersionCatalogue()
+    assert catalogue.available() == [f"1.{minor}" for minor in range(31, 38)]
+    catalogue.check_upgrade("1.31", "1.32")
+    catalogue.check_upgrade("1.32", "1.32")
     with pytest.raises(UnsupportedUpgrade):
-        check_upgrade("1.31", "1.33")
+        catalogue.check_upgrade("1.31", "1.33")
     with pytest.raises(UnsupportedUpgrade):
-        check_upgrade("1.32", "1.31")
+        catalogue.check_upgrade("1.32", "1.31")
     with pytest.raises(UnsupportedVersion):
-        check_upgrade("1.31", "1.40")
+        catalogue.check_upgrade("1.31", "1.40")
+
+
+def test_a_provider_narrows_the_versions_on_offer() -> None:
+    offered: list[str] | None = ["1.36", "1.37", "1.99"]
+    catalogue = VersionCatalogue(offered=lambda: offered)
+    assert catalogue.available() == ["1.36", "1.37"]
+    assert catalogue.default() == "1.37"
+    with pytest.raises(UnsupportedVersion, match=r"available: 1\.36, 1\.37"):
+        catalogue.check_supported("1.35")
+    offered = []
+    with pytest.raises(UnsupportedVersion, match="no Kubernetes version"):
+        catalogue.default()
 
 
 def test_every_error_code_maps_back_to_its_class() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from kupe.schemas.cluster import Cluster
 from kupe.schemas.common import ItemList
 from kupe.server.db.models import Cluster as ClusterRow
-from kupe.server.db.repository import ClusterVersion
-from kupe.server.services.cluster import RenderedViews, cluster_view, render, render_page
+from kupe.server.db.refs import ObjectVersion as ClusterVersion
+from kupe.server.services.cluster_views import RenderedViews, cluster_view, render, render_page
 
 
 def _row(name: str, resource_version: int) -> ClusterRow:

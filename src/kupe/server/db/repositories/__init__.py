@@ -1,0 +1,1 @@
+"""Every query Kupe runs on its own tables, one module per table on a shared base."""
