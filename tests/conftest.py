@@ -12,6 +12,7 @@ import pytest
 
 from kupe.server.db.engine import Database
 from tests.support.harness import Kupe, running_kupe, test_settings
+from tests.support.openbao import OpenBaoServer, openbao_server
 from tests.support.postgres import PostgresHandle, postgres_server
 
 TEMPLATE_DB = "kupe_template"
@@ -64,3 +65,10 @@ def database_url(
 async def kupe(database_url: str, tmp_path: Path) -> AsyncIterator[Kupe]:
     async with running_kupe(test_settings(tmp_path, database_url)) as app:
         yield app
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[OpenBaoServer]:
+    """A real OpenBao (initialised, unsealed, storage kept across restarts) for the whole run."""
+    with openbao_server() as server:
+        yield server
