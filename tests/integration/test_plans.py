@@ -208,3 +208,12 @@ def yaml_with_typo() -> str:
     import yaml
 
     return yaml.safe_dump([{**UNLIMITED, "maxClusterz": 3}])
+
+
+async def test_the_versions_on_offer_are_listed_newest_as_default(kupe: Kupe) -> None:
+    response = await kupe.client.get("/api/v1/versions")
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [item["version"] for item in items] == [f"1.{minor}" for minor in range(31, 38)]
+    assert items[-1] == {"version": "1.37", "kubernetesVersion": "v1.37.2", "default": True}
+    assert [item["default"] for item in items].count(True) == 1

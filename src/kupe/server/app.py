@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from kupe import __version__
 from kupe.core.clock import Clock
-from kupe.server.api import apikeys, clusters, members, plans, system, tenants
+from kupe.server.api import apikeys, clusters, members, plans, system, tenants, versions
 from kupe.server.api.deps import BEARER_SCHEME
 from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
@@ -67,6 +67,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(plans.router)
+    app.include_router(versions.router)
     app.include_router(clusters.router)
     app.include_router(tenants.router)
     app.include_router(apikeys.router)
