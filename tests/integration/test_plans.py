@@ -105,7 +105,8 @@ async def test_yaml_plans_file_replaces_the_catalogue_and_its_limits_apply(
         acme = await kupe.tenant(plan="tiny")
         first = await kupe.create_cluster(acme, "one")
         assert first.status_code == 201, first.text
-        assert first.json()["resources"] == {"cpu": "500m", "memory": "1Gi", "storage": "5Gi"}
+        allocated = first.json()["status"]["allocatedResources"]
+        assert allocated == {"cpu": "500m", "memory": "1Gi", "storage": "5Gi"}
         second = await kupe.create_cluster(acme, "two")
         assert second.status_code == 403
         assert second.json()["code"] == "PLAN_LIMIT_EXCEEDED"

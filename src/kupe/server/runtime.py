@@ -16,12 +16,13 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
-from kupe.server.providers.base import Provider
+from kupe.server.providers.base import HighAvailability, Provider
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
+from kupe.server.services.cluster import ClusterFeatures
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -78,6 +79,10 @@ class Runtime:
             self.plans,
             VersionCatalogue(offered=self.provider.offered_versions),
             self.clock,
+            features=ClusterFeatures(
+                high_availability=isinstance(self.provider, HighAvailability)
+                and self.provider.supports_high_availability()
+            ),
             oidc=OidcVerifier(oidc.issuer, oidc.audience or "", oidc.jwks_url, self.clock)
             if oidc.issuer
             else None,

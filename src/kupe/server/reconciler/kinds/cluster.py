@@ -173,9 +173,12 @@ class ClusterKind:
     ) -> ClusterOutcome:
         spec = item.spec
         state = await self.provider.observe(item.id)
-        if state is None or (
-            not state.matches(spec)
-            and state.phase in (InfraPhase.CREATING, InfraPhase.READY, InfraPhase.UNHEALTHY)
+        # Unhealthy is ensured even when it matches: that is how a provider brings dead parts
+        # of a cluster back (a provider with nothing to restart does nothing).
+        if (
+            state is None
+            or state.phase is InfraPhase.UNHEALTHY
+            or (not state.matches(spec) and state.phase in (InfraPhase.CREATING, InfraPhase.READY))
         ):
             check_lease()
             state = await self.provider.ensure(spec)
