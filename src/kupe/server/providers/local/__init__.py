@@ -51,7 +51,7 @@ class LocalSettings(BaseModel):
         2, ge=1, le=16, description="Simulated nodes per cluster; they share its resources."
     )
     create_concurrency: int = Field(
-        2, ge=1, le=16, description="Clusters this process creates or starts at the same time."
+        4, ge=1, le=16, description="Clusters this process creates or starts at the same time."
     )
     port_min: int = Field(
         20000, ge=1024, le=65535, description="Lowest loopback port handed to a cluster."

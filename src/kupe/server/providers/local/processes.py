@@ -38,6 +38,18 @@ class ProcessInfo:
     rss_bytes: int
     cpu_seconds: float
 
+    def proportional_bytes(self) -> int:
+        """PSS: resident memory with pages shared between processes (the binaries' code, run
+        by every cluster of a version) divided among them; 0 if the process is gone."""
+        try:
+            text = (_PROC / str(self.pid) / "smaps_rollup").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return 0
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
 
 def _stat_fields(pid: int) -> list[str] | None:
     """/proc/<pid>/stat after the command name (field 3, the state, first)."""

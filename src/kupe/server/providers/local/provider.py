@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -122,16 +122,14 @@ class LocalProvider(Provider):
                     record = await self._upgrade(record, spec.version)
                 changed = await self.planes.heal(record)
             api = self._api(record)
-            await self._wait_ready(api)
+            await self._wait_serving(record, api.ready, "the API server is not ready")
             if fresh:
                 record = record.replace(created=True)
                 self.workdir.save(record)
             wanted = Resources(spec.cpu_millis, spec.memory_bytes, spec.storage_bytes)
             changed = await api.bind_kupe_roles() or changed
             # Tokens of readonly users work only once `view` has its aggregated rules.
-            await self.planes.wait_until(
-                api.roles_aggregated, "the cluster's RBAC roles are not filled"
-            )
+            await self._wait_serving(record, api.roles_aggregated, "RBAC roles are not filled")
             changed = await api.size_nodes(wanted, self.settings.nodes) or changed
             if changed and not fresh:
                 self._count("update")
@@ -285,13 +283,25 @@ class LocalProvider(Provider):
         # An upgrade interrupted by a crash is finished first, whatever is asked now.
         target = record.upgrade_target or target
         await self.planes.switch_version(record, target)
-        await self._wait_ready(self._api(record))
+        await self._wait_serving(record, self._api(record).ready, "the API server is not ready")
         record = record.replace(minor=target, upgrade_target=None)
         self.workdir.save(record)
         return record
 
-    async def _wait_ready(self, api: ClusterApi) -> None:
-        await self.planes.wait_until(api.ready, f"the API server at {api.endpoint} is not ready")
+    async def _wait_serving(
+        self, record: ClusterRecord, check: Callable[[], Awaitable[bool]], failure: str
+    ) -> None:
+        """Wait until `check` holds, starting again what dies meanwhile: on a loaded machine
+        the controller manager gives up (exits) when the API server is slow to become healthy."""
+        cluster_dir = self.workdir.cluster_dir(record.id)
+
+        async def healed_and(check: Callable[[], Awaitable[bool]]) -> bool:
+            if dead_components(cluster_dir):
+                await self.planes.heal(record)
+                return False  # look again once it had time to start
+            return await check()
+
+        await self.planes.wait_until(lambda: healed_and(check), failure)
 
     # -- helpers -----------------------------------------------------------------------------
 
