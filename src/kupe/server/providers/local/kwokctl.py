@@ -154,19 +154,6 @@ def repoint_binaries(cluster_dir: Path, kube_dir: Path, minor: str) -> None:
     os.replace(temporary_config, path)
 
 
-def configured_version(cluster_dir: Path) -> str | None:
-    """The `kubeVersion` kwokctl's configuration of the cluster names, if readable."""
-    try:
-        documents = list(yaml.safe_load_all((cluster_dir / _KWOK_CONFIG).read_text()))
-    except (OSError, yaml.YAMLError):
-        return None
-    for document in documents:
-        if isinstance(document, dict) and document.get("kind") == "KwokctlConfiguration":
-            version = (document.get("options") or {}).get("kubeVersion")
-            return str(version) if version else None
-    return None
-
-
 class Kwokctl:
     """Runs kwokctl against one workdir."""
 
