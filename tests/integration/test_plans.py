@@ -68,8 +68,19 @@ async def test_catalogue_is_public_and_matches_the_contract(kupe: Kupe) -> None:
         "storage": "2000Gi",
     }
     enterprise = by_name["enterprise"]
-    assert "maxClusters" not in enterprise
-    assert "resourcePool" not in enterprise
+    # Unlimited is written out: clients read a missing number as 0.
+    assert enterprise["maxClusters"] == -1
+    assert enterprise["resourcePool"] == {
+        "cpu": "unlimited",
+        "memory": "unlimited",
+        "storage": "unlimited",
+    }
+    assert enterprise["observabilityPool"] == {
+        "maxActiveSeries": -1,
+        "logIngestGB": -1,
+        "retentionDays": -1,
+        "maxReceivers": -1,
+    }
     assert enterprise["defaultClusterResources"] == {
         "cpu": "4",
         "memory": "16Gi",

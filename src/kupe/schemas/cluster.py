@@ -202,7 +202,7 @@ class ClusterStatus(ResponseModel):
     allocated_resources: Resources | None = Field(
         None,
         description="The effective resources: what the client set, plan defaults for the "
-        "rest; quotas and billing use these."
+        "rest; quotas and billing use these.",
     )
     observed_generation: int
     conditions: list[Condition]

@@ -20,6 +20,7 @@ from kupe.server.providers.base import HighAvailability, Provider
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster import ClusterFeatures
@@ -96,8 +97,10 @@ class Runtime:
             auth_backoff_max=limits.auth_backoff_max_seconds,
             clock=self.clock,
         )
+        policy = RetryPolicy(settings.reconciler)
         self.kinds: list[AnyKind] = [
-            ClusterKind(self.provider, self.clock, RetryPolicy(settings.reconciler), self.metrics),
+            ClusterKind(self.provider, self.clock, policy, self.metrics),
+            TenantKind(self.db, self.clock, policy),
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler

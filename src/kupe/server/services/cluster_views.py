@@ -12,6 +12,7 @@ from kupe.server.db.refs import ObjectVersion
 
 HA_REPLICAS = 3
 
+
 def ha_phase(row: ClusterRow) -> HaPhase | None:
     """Where a highly available control plane stands (None: high availability is off)."""
     if not row.high_availability:

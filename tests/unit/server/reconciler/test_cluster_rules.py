@@ -209,3 +209,16 @@ async def test_a_permanent_error_fails_at_once_but_never_a_teardown() -> None:
     teardown = await kind(PermanentProviderError("stuck")).reconcile(replace(ITEM, deleting=True))
     assert (teardown.status.phase, teardown.result) == (None, Result.RETRY)
     assert teardown.status.failure_count == 1
+
+
+async def test_a_refused_change_to_a_running_cluster_never_fails_it() -> None:
+    running = replace(ITEM, phase=ClusterPhase.RUNNING, observed_generation=1, generation=2)
+    outcome = await kind(PermanentProviderError("1.38 is not installed")).reconcile(running)
+    assert outcome.status.phase is None  # keeps running what it ran
+    assert outcome.result is Result.RETRY
+    assert conditions(outcome.status)["UpToDate"] == {
+        **conditions(outcome.status)["UpToDate"],
+        "status": "False",
+        "reason": "ChangeRefused",
+        "message": "1.38 is not installed",
+    }

@@ -138,6 +138,7 @@ class LocalProvider(Provider):
                 memory_bytes=spec.memory_bytes,
                 storage_bytes=spec.storage_bytes,
                 kubernetes_version=await api.git_version(),
+                alerts=spec.alerts,
             )
             self.workdir.save(record)
             return await self._state(record)
@@ -259,6 +260,7 @@ class LocalProvider(Provider):
             memory_bytes=resources.memory_bytes,
             storage_bytes=resources.storage_bytes,
             message=message,
+            alerts=record.alerts,
         )
 
     def _ca(self, record: ClusterRecord) -> str:

@@ -74,6 +74,8 @@ class ClusterRecord:
     storage_bytes: int = 0
     # The API server's `gitVersion` when last seen.
     kubernetes_version: str = ""
+    # The alerts document last applied (canonical JSON, "" for none).
+    alerts: str = ""
 
     def replace(self, **changes: object) -> ClusterRecord:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

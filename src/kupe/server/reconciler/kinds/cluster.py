@@ -32,6 +32,7 @@ from kupe.server.reconciler.kinds.cluster_rules import (
     ClusterStatusUpdate,
     failed,
     observed,
+    refused,
     retrying,
 )
 from kupe.server.reconciler.policy import RetryPolicy
@@ -204,16 +205,15 @@ class ClusterKind:
     def _permanent(
         self, item: ClusterItem, exc: PermanentProviderError, now: datetime
     ) -> ClusterOutcome:
+        failures = item.failure_count + 1
         if item.deleting:
             # Teardown must finish eventually: keep trying, slowly.
-            failures = item.failure_count + 1
-            return Outcome(
-                ClusterStatusUpdate(failure_count=failures),
-                self.policy.backoff(failures),
-                result=Result.RETRY,
-                error=str(exc),
-            )
-        return self._fail(item, str(exc), now, Result.FAILED)
+            update = ClusterStatusUpdate(failure_count=failures)
+        elif item.phase not in PROVISIONING_PHASES:
+            update = refused(item, failures, str(exc), now)
+        else:
+            return self._fail(item, str(exc), now, Result.FAILED)
+        return Outcome(update, self.policy.backoff(failures), result=Result.RETRY, error=str(exc))
 
     def _fail(
         self, item: ClusterItem, reason: str, now: datetime, result: Result

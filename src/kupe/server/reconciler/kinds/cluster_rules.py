@@ -194,3 +194,10 @@ def failed(item: ClusterItem, reason: str, now: datetime) -> ClusterStatusUpdate
         phase=ClusterPhase.FAILED,
         conditions=tuple(conditions),
     )
+
+
+def refused(item: ClusterItem, failures: int, reason: str, now: datetime) -> ClusterStatusUpdate:
+    """The provider refused a change to a cluster that serves: it keeps serving what it ran
+    before (never Failed: that is for provisioning), and UpToDate says why."""
+    conditions = set_condition(item.conditions, "UpToDate", False, "ChangeRefused", reason, now)
+    return ClusterStatusUpdate(failure_count=failures, conditions=tuple(conditions))

@@ -36,9 +36,7 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(f"allocated_{column}", sa.String(40), nullable=True))
             batch_op.alter_column(column, existing_type=sa.String(40), nullable=True)
         batch_op.add_column(
-            sa.Column(
-                "high_availability", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("high_availability", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("ha_enabled_at", UTCDateTime(), nullable=True))
         batch_op.add_column(
