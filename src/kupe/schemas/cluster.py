@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue, field_validator
@@ -12,14 +11,21 @@ from pydantic_core import PydanticCustomError
 
 from kupe.core.names import name_problem
 from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
-from kupe.schemas.common import ResponseModel, WireModel
+from kupe.schemas.common import (
+    MAX_NESTING,
+    ResponseModel,
+    Timestamp,
+    WireModel,
+    check_display_name,
+    json_depth,
+)
 
 ClusterType = Literal["shared", "dedicated"]
 ClusterPhase = Literal[
     "Pending", "Provisioning", "Running", "Upgrading", "Degraded", "Failed", "Terminating"
 ]
 ALERTS_MAX_BYTES = 64 * 1024
-ALERTS_MAX_DEPTH = 32
+ALERTS_MAX_DEPTH = MAX_NESTING
 # Documentation only (the validators below give the friendlier messages): lets clients and
 # schema-driven tools know what a valid value looks like.
 NAME_SCHEMA: dict[str, JsonValue] = {
@@ -48,19 +54,11 @@ def _quantity(parse: Callable[[str], int], value: str | None) -> str | None:
     return value
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
-
-
 def check_alerts(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Alerts are a free-form object of at most 64 KiB and bounded nesting."""
     if value is None:
         return None
-    if _depth(value) > ALERTS_MAX_DEPTH:
+    if json_depth(value) > ALERTS_MAX_DEPTH:
         raise _invalid(f"alerts must not nest deeper than {ALERTS_MAX_DEPTH} levels")
     if len(json.dumps(value, separators=(",", ":")).encode()) > ALERTS_MAX_BYTES:
         raise _invalid("alerts must be at most 64 KiB")
@@ -116,7 +114,9 @@ class ClusterCreate(WireModel):
         json_schema_extra=VERSION_SCHEMA,
     )
     resources: ResourcesInput | None = None
-    alerts: dict[str, Any] | None = Field(None, description="Free-form, at most 64 KiB.")
+    alerts: dict[str, Any] | None = Field(
+        None, description=f"Free-form, at most 64 KiB and {ALERTS_MAX_DEPTH} levels deep."
+    )
 
     @field_validator("name")
     @classmethod
@@ -125,6 +125,11 @@ class ClusterCreate(WireModel):
         if problem:
             raise _invalid(problem)
         return value
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str) -> str:
+        return check_display_name(value)
 
     @field_validator("alerts")
     @classmethod
@@ -163,7 +168,7 @@ class Condition(ResponseModel):
     status: Literal["True", "False", "Unknown"]
     reason: str
     message: str
-    last_transition_time: datetime
+    last_transition_time: Timestamp
 
 
 class ClusterStatus(ResponseModel):
@@ -188,7 +193,7 @@ class Cluster(ResponseModel):
     alerts: dict[str, Any] | None = None
     resource_version: str
     generation: int
-    created_at: datetime
+    created_at: Timestamp
     status: ClusterStatus
 
 

@@ -237,11 +237,16 @@ class Runtime:
 
 
 def announce_bootstrap(result: BootstrapResult) -> None:
-    """Print the bootstrap key once, for the person who just started Kupe."""
-    print(
-        f"Bootstrapped tenant '{result.tenant}'. Admin API key (shown once, also in "
-        f"{result.key_file}):\n\n  export KUPE_TENANT={result.tenant}\n"
-        f"  export KUPE_API_KEY={result.api_key}\n",
-        file=sys.stdout,
-        flush=True,
-    )
+    """Say where the bootstrap key is; the key itself goes only to a terminal, never into a
+    service's log or journal."""
+    lines = [
+        f"Bootstrapped tenant '{result.tenant}'; its admin API key is in {result.key_file} "
+        "(mode 0600)."
+    ]
+    if sys.stdout.isatty():
+        lines += [
+            "",
+            f"  export KUPE_TENANT={result.tenant}",
+            f"  export KUPE_API_KEY={result.api_key}",
+        ]
+    print("\n".join(lines) + "\n", file=sys.stdout, flush=True)

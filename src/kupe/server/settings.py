@@ -123,6 +123,16 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = Field(None, description="Accept members' OIDC tokens from here.")
     oidc_audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
     oidc_jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDRs whose X-Forwarded-For/-Proto are "
+        "believed; default none (the peer address is the client).",
+    )
+    http_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may pause while sending a request's headers or body.",
+    )
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
@@ -131,6 +141,25 @@ class Settings(BaseSettings):
         if self.oidc_issuer and not self.oidc_audience:
             raise ValueError("KUPE_OIDC_AUDIENCE must be set when KUPE_OIDC_ISSUER is")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        import ipaddress
+
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """KUPE_TRUSTED_PROXIES as a list (empty: trust no forwarding headers)."""
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @field_validator("sim_fail_pattern")
     @classmethod

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from kupe.core.errors import AlreadyExists
 from kupe.core.etag import none_match
 from kupe.schemas.cluster import Cluster, ClusterCreate, ClusterUpdate, ConnectionDetails
-from kupe.schemas.common import ItemList
+from kupe.schemas.common import ErrorBody, ItemList
 from kupe.server.api.deps import AuthorizationDep, IfMatch, IfNoneMatch, RuntimeDep
 from kupe.server.api.errors import error_responses
 from kupe.server.api.responses import json_response, not_modified
@@ -171,6 +171,10 @@ async def delete_cluster(
             }
         },
         **error_responses(400, 401, 403, 404, 409, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "The cluster is Terminating (code CLUSTER_TERMINATING)",
+        },
     },
 )
 async def cluster_kubeconfig(

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kupe.core.errors import (
     AlreadyExists,
@@ -138,6 +139,22 @@ def translate(exc: Exception) -> KupeError:
     return InternalError()
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` value for the request's path: every method a route fully matches there."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_kupe_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(translate(exc))
@@ -159,6 +176,9 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(error)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route whose path matched; the path may have more.
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
