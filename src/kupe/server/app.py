@@ -13,6 +13,7 @@ from kupe import __version__
 from kupe.core.clock import Clock
 from kupe.server.api import apikeys, clusters, members, plans, system, tenants
 from kupe.server.api.deps import BEARER_SCHEME
+from kupe.server.api.docs import install_docs
 from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
 from kupe.server.api.ratelimit import RateLimitMiddleware
@@ -57,12 +58,13 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, from local assets rather than a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_docs(app, "/api/v1/openapi.json")
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(clusters.router)
