@@ -106,9 +106,10 @@ class KupeHttpProtocol(HttpToolsProtocol):
             if self._head_reads > self.limits.headers_total + self.limits.request_line:
                 self._refuse(HeadersTooLarge(self._too_large()))
                 return
+        # Most requests arrive in one read: then no timer is armed at all.
         if self._waiting_for_client():
             self._arm_read_timer()
-        else:
+        elif self._read_timer is not None:
             self._cancel_read_timer()
 
     def send_400_response(self, msg: str) -> None:
@@ -124,7 +125,6 @@ class KupeHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = self._head_reads = self._header_count = 0
         self._refusal = None
-        self._arm_read_timer()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
