@@ -10,6 +10,7 @@ from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterFeatures, ClusterService
+from kupe.server.services.credentials import CredentialService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue
@@ -27,6 +28,7 @@ class Services:
     clusters: ClusterService
     api_keys: ApiKeyService
     members: MemberService
+    credentials: CredentialService
 
 
 def build_services(
@@ -38,13 +40,16 @@ def build_services(
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
 ) -> Services:
+    features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
+    clusters = ClusterService(db, plans, versions, clock, features)
     return Services(
         plans=plans,
         versions=versions,
         auth=AuthService(clock, oidc=oidc),
         tenants=tenants,
-        clusters=ClusterService(db, plans, versions, clock, features),
+        clusters=clusters,
         api_keys=ApiKeyService(tenants, clock),
         members=MemberService(tenants, clock),
+        credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
     )
