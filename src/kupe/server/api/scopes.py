@@ -84,13 +84,16 @@ class RequestScopes:
                 await self._record_use(principal)
 
     @asynccontextmanager
-    async def working(self, authorization: str | None, tenant: str) -> AsyncIterator[UnitOfWork]:
+    async def working(
+        self, authorization: str | None, tenant: str, *, while_terminating: bool = False
+    ) -> AsyncIterator[UnitOfWork]:
         """A write request's unit of work (see UnitOfWork): the caller is authenticated on
         the read path, the write transaction begins when the service asks for it, commits when
         the block ends and rolls back on an error; the reconcilers are woken after a commit."""
         principal = await self._authenticate(authorization, tenant)
         try:
-            _open(principal)
+            if not while_terminating:
+                _open(principal)
             async with AsyncExitStack() as stack:
                 unit = UnitOfWork(principal, self.db.write, stack)
                 yield unit
@@ -102,10 +105,10 @@ class RequestScopes:
 
     @asynccontextmanager
     async def writing(
-        self, authorization: str | None, tenant: str
+        self, authorization: str | None, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
         """`working`, for services that write from the start: the session at once."""
-        async with self.working(authorization, tenant) as unit:
+        async with self.working(authorization, tenant, while_terminating=while_terminating) as unit:
             yield await unit.session(), unit.principal
 
     async def _authenticate(self, authorization: str | None, tenant: str) -> Principal:
