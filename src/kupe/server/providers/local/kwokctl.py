@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -186,27 +188,34 @@ class Kwokctl:
         await self._run("delete", ["--name", name, "delete", "cluster", "--kubeconfig="], limit)
 
     async def _run(self, verb: str, args: list[str], limit: float) -> None:
-        process = await asyncio.create_subprocess_exec(
-            str(self.binary),
-            *args,
-            env=self.environment(),
-            cwd=self.workdir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), limit)
-        except BaseException as exc:
-            # Timed out or cancelled: stop kwokctl itself (the components it forked run in
-            # sessions of their own; the next call finds and judges them).
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(process.wait())
-            if isinstance(exc, TimeoutError):
-                raise KwokctlError(f"kwokctl {verb} cluster timed out after {limit:g}s") from None
-            raise
-        if process.returncode != 0:
-            tail = output.decode(errors="replace").strip()[-_TAIL_CHARS:]
-            raise KwokctlError(f"kwokctl {verb} cluster failed: {tail}")
+        # Output goes to a file, not a pipe: kwokctl's components would inherit a pipe's other
+        # end (an event loop such as uvloop hands children descriptors without close-on-exec,
+        # and Go passes them on), so it would never reach end-of-file while they run.
+        with tempfile.TemporaryFile(dir=self.workdir, prefix=".kwokctl-") as output:
+            process = await asyncio.create_subprocess_exec(
+                str(self.binary),
+                *args,
+                env=self.environment(),
+                cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                await asyncio.wait_for(process.wait(), limit)
+            except BaseException as exc:
+                # Timed out or cancelled: stop kwokctl itself (the components it forked run
+                # in sessions of their own; the next call finds and judges them).
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(process.wait())
+                if isinstance(exc, TimeoutError):
+                    raise KwokctlError(
+                        f"kwokctl {verb} cluster timed out after {limit:g}s"
+                    ) from None
+                raise
+            if process.returncode != 0:
+                output.seek(0)
+                tail = output.read().decode(errors="replace").strip()[-_TAIL_CHARS:]
+                raise KwokctlError(f"kwokctl {verb} cluster failed: {tail}")

@@ -174,6 +174,13 @@ class ClusterKind:
     ) -> ClusterOutcome:
         spec = item.spec
         state = await self.provider.observe(item.id)
+        unhealthy = state is not None and state.phase is InfraPhase.UNHEALTHY
+        if unhealthy and item.phase not in (ClusterPhase.DEGRADED, *PROVISIONING_PHASES):
+            # A serving cluster stopped serving: record Degraded first (clients and metrics
+            # see it), then the next look tries to bring it back.
+            assert state is not None
+            update, _ = observed(item, spec, state, now)
+            return Outcome(update, self.policy.poll_seconds)
         # Unhealthy is ensured even when it matches: that is how a provider brings dead parts
         # of a cluster back (a provider with nothing to restart does nothing).
         if (
