@@ -41,12 +41,17 @@ format: install-test
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
-test: lint
-	$(BIN)/pytest
+# Tests run in parallel workers (each with a PostgreSQL of its own); a file's tests stay on one
+# worker, so module-scoped servers start once. The real-cluster tests need the local binaries:
+# built into the cache on a fresh machine (20-30 minutes on 2 cores), found there afterwards.
+TEST_WORKERS ?= 4
+test: lint local-install
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install-test
+bench: install-test local-install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/http_bench.py --db both
+	$(BIN)/python bench/local_clusters.py
 
 # Mixed workload against a real server; SOAK_ARGS="--minutes 2 --db postgresql" to vary.
 soak: install-test
