@@ -30,8 +30,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the process helpers live with the tests
 
-from kupe.server.providers.local.processes import cluster_processes, kill_all  # noqa: E402
 from tests.support.server_process import process_group  # noqa: E402
+
+from kupe.server.providers.local.processes import cluster_processes, kill_all  # noqa: E402
 
 MIB = 2**20
 BODY = {"type": "shared", "resources": {"cpu": "4", "memory": "16Gi", "storage": "100Gi"}}
