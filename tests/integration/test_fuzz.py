@@ -24,6 +24,7 @@ from schemathesis.checks import (
 from schemathesis.generation.modes import GenerationMode
 
 from tests.support.harness import Kupe, TenantCreds, test_settings
+from tests.support.openbao import OpenBaoServer
 from tests.support.threaded import app_in_thread
 
 CHECKS = [
@@ -38,6 +39,7 @@ EXAMPLES = 25
 BASE_URL = "http://kupe.test"
 TENANT = "acme"
 CLUSTER = "web"
+SECRET = "db"
 
 
 def _send(portal: BlockingPortal, kupe: Kupe, kwargs: dict[str, Any]) -> httpx.Response:
@@ -91,6 +93,8 @@ def _path_parameters(operation: Any, key_id: str) -> st.SearchStrategy[dict[str,
     fixed: dict[str, st.SearchStrategy[Any]] = {}
     if "tenant" in names:
         fixed["tenant"] = st.sampled_from([TENANT, TENANT, TENANT, "other"])
+    if "name" in names and "/secrets/" in operation.path:
+        fixed["name"] = st.sampled_from([SECRET, SECRET, "nope"])
     if "name" in names and "/clusters/" in operation.path:
         fixed["name"] = st.sampled_from([CLUSTER, CLUSTER, "nope"])
     if "name" in names and "/plans/" in operation.path:
@@ -103,12 +107,14 @@ def _path_parameters(operation: Any, key_id: str) -> st.SearchStrategy[dict[str,
 
 
 def test_every_operation_conforms_to_the_openapi_document(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, openbao: OpenBaoServer
 ) -> None:
+    openbao.ensure_running()
     generous = {
         "rate_limit_burst": 1_000_000,
         "rate_limit_rps": 1_000_000,
         "auth_failure_allowance": 1_000_000,
+        **openbao.kupe_credential(),  # managed secrets answer for real, not 501
     }
     with app_in_thread(test_settings(tmp_path, database_url, **generous)) as (portal, kupe):
         acme: TenantCreds = portal.call(kupe.tenant, TENANT, "business")
@@ -127,6 +133,12 @@ def test_every_operation_conforms_to_the_openapi_document(
                 json={"displayName": "spare", "role": "readonly"},
                 headers=acme.headers,
             )
+            secret = {
+                "name": SECRET,
+                "secretPath": "db",
+                "sync": [{"cluster": CLUSTER, "namespace": "apps"}],
+            }
+            await kupe.client.post(acme.url("/secrets"), json=secret, headers=acme.headers)
             return str(spare.json()["id"])
 
         key_id = portal.call(seed)

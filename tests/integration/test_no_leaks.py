@@ -1,6 +1,6 @@
-"""Secrets never leak: after a full lifecycle with debug logging, no raw API key or bearer token
-appears in any log line, any error body, or any column of any table; and error bodies never
-carry tracebacks, SQL or file paths."""
+"""Secrets never leak: after a full lifecycle with debug logging, no raw API key, bearer token,
+OpenBao token or managed secret value appears in any log line, any error body, or any column of
+any table; and error bodies never carry tracebacks, SQL or file paths."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.support.harness import Kupe, running_kupe, test_settings
+from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 from tests.support.logs import captured_logs
+from tests.support.openbao import OpenBaoServer
 
+SECRET_VALUE = f"value-{secrets.token_hex(12)}"
+# OpenBao's service and batch tokens (Kupe's own and the per-tenant readers it creates).
+OPENBAO_TOKEN = re.compile(r"\b(?:hv)?[sb]\.[A-Za-z0-9]{20,}")
 INTERNALS = re.compile(
     r"Traceback|File \"|\.py\b|/work/|/tmp/|site-packages|sqlalchemy|asyncpg|aiosqlite|"
     r"\bSELECT\b|\bINSERT\b|\bUPDATE\b.*\bSET\b|\bFROM\b\s+\w+\s+WHERE",
@@ -42,7 +46,7 @@ class Recorder:
         self.exchanges.append((response.request, response))
 
 
-async def _lifecycle(kupe: Kupe, stray_tokens: list[str]) -> list[str]:
+async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) -> list[str]:
     """Drive a tenant through everything; returns every raw key it was handed."""
     acme = await kupe.tenant("acme", plan="business")
     raw_keys = [acme.key]
@@ -87,6 +91,8 @@ async def _lifecycle(kupe: Kupe, stray_tokens: list[str]) -> list[str]:
     await kupe.client.get(acme.url("/clusters"), headers={"Authorization": ci_key})  # no scheme
     await kupe.client.get(acme.url("/clusters"), headers={"Authorization": f"Basic {ci_key}"})
 
+    await _managed_secret(kupe, bao, acme, ci)
+
     assert (await kupe.client.delete(acme.url(f"/apikeys/{ci_id}"), headers=h)).status_code == 204
     revoked = await kupe.client.get(acme.url("/clusters"), headers=ci)
     assert revoked.status_code == 401
@@ -94,6 +100,30 @@ async def _lifecycle(kupe: Kupe, stray_tokens: list[str]) -> list[str]:
     await kupe.run_for(10)
     assert await kupe.phase(acme, "web") == "<gone>"
     return raw_keys
+
+
+async def _managed_secret(
+    kupe: Kupe, bao: OpenBaoServer, acme: TenantCreds, ci: dict[str, str]
+) -> None:
+    """A value synced into the cluster, a definition that cannot read its value, then both
+    cleared and deleted."""
+    assert kupe.runtime.vault is not None
+    await kupe.runtime.vault.ensure_tenant("acme")
+    bao.kv_put("kupe-acme", "db", {"password": SECRET_VALUE})
+    for name, path in (("db", "db"), ("missing", "nothing/here")):
+        body = {"name": name, "secretPath": path, "sync": [{"cluster": "web", "namespace": "a"}]}
+        created = await kupe.client.post(acme.url("/secrets"), json=body, headers=ci)
+        assert created.status_code == 201, created.text
+    await kupe.step()
+    synced = await kupe.client.get(acme.url("/secrets/db"), headers=ci)
+    assert synced.json()["status"]["phase"] == "Active", synced.text
+    missing = await kupe.client.get(acme.url("/secrets/missing"), headers=ci)
+    assert missing.json()["status"]["phase"] == "Degraded"
+    for name in ("db", "missing"):
+        await kupe.client.patch(acme.url(f"/secrets/{name}"), json={"sync": []}, headers=ci)
+        await kupe.step()
+        await kupe.client.delete(acme.url(f"/secrets/{name}"), headers=ci)
+    await kupe.step()
 
 
 async def _dump_database(kupe: Kupe) -> list[str]:
@@ -125,8 +155,10 @@ def _secret_parts(token: str) -> list[str]:
 
 
 async def test_no_secret_appears_in_logs_errors_or_the_database(
-    tmp_path: Path, database_url: str, debug_log: io.StringIO
+    tmp_path: Path, database_url: str, debug_log: io.StringIO, openbao: OpenBaoServer
 ) -> None:
+    openbao.ensure_running()
+    bao_token = openbao.kupe_token()
     stray_tokens = [
         f"kupe_abcdefgh_{secrets.token_urlsafe(32)}",  # well-formed but unknown
         f"kupe_{secrets.token_urlsafe(40)}",  # malformed key
@@ -134,9 +166,16 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
         secrets.token_hex(24),
     ]
     recorder = Recorder()
-    async with running_kupe(test_settings(tmp_path, database_url, log_level="debug")) as kupe:
+    settings = test_settings(
+        tmp_path,
+        database_url,
+        log_level="debug",
+        openbao_addr=openbao.address,
+        openbao_token=bao_token,
+    )
+    async with running_kupe(settings) as kupe:
         kupe.client.event_hooks["response"].append(recorder)
-        raw_keys = await _lifecycle(kupe, stray_tokens)
+        raw_keys = await _lifecycle(kupe, openbao, stray_tokens)
         database = await _dump_database(kupe)
 
     log_text = debug_log.getvalue()
@@ -152,6 +191,9 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
     assert raw_keys[1].split("_")[1] in database_text
     assert "/api/v1/tenants/acme/apikeys" in log_text
     needles = [part for token in raw_keys + stray_tokens for part in _secret_parts(token)]
+    needles += [SECRET_VALUE, bao_token]
+    for where, text in (("logs", log_text), ("errors", error_text), ("db", database_text)):
+        assert OPENBAO_TOKEN.search(text) is None, f"an OpenBao token reached the {where}"
     for needle in needles:
         assert needle not in log_text, "a credential reached the logs"
         assert needle not in error_text, "a credential reached an error body"

@@ -21,7 +21,7 @@ async def _patch(kupe: Kupe, creds: TenantCreds, body: Any, **headers: str) -> h
 async def _suspend(kupe: Kupe, name: str) -> None:
     async with kupe.runtime.db.write() as session:
         tenant = await kupe.runtime.services.tenants.tenant(session, name)
-        await kupe.runtime.services.tenants.set_phase(session, tenant, "Suspended")
+        await kupe.runtime.services.lifecycle.set_phase(session, tenant, "Suspended")
 
 
 async def test_get_tenant_has_members_status_and_etag(kupe: Kupe) -> None:

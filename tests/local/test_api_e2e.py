@@ -1,9 +1,11 @@
 """The whole story through Kupe's API with real control planes: a real `kupe serve` with
 KUPE_PROVIDER=local, real kubectl with the kubeconfig Kupe hands out (its exec plugin brings
-short-lived tokens checked by Kupe's TokenReview webhook), real kube-apiserver, etcd and kwok."""
+short-lived tokens checked by Kupe's TokenReview webhook), real kube-apiserver, etcd and kwok; and a
+managed secret from a real OpenBao written into the cluster as a real Secret."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ from kupe.cli.kubeconfig import use_executable
 from kupe.core.quantity import parse_cpu, parse_memory, parse_storage
 from kupe.server.providers.local.processes import kill_all
 from tests.support.live_server import KUBECTL_BIN, KUPE_BIN
+from tests.support.openbao import OpenBaoServer
 from tests.support.server_process import KupeProcess, ProcessGroup, process_group
 
 SETTINGS = {
@@ -70,8 +73,12 @@ class Tenant:
 
 
 @pytest.fixture
-def kupe(tmp_path: Path) -> Iterator[tuple[ProcessGroup, KupeProcess, Tenant]]:
-    with process_group(tmp_path, SETTINGS) as group:
+def kupe(
+    tmp_path: Path, openbao: OpenBaoServer
+) -> Iterator[tuple[ProcessGroup, KupeProcess, Tenant]]:
+    openbao.ensure_running()
+    vault = {f"KUPE_{name.upper()}": value for name, value in openbao.kupe_credential().items()}
+    with process_group(tmp_path, {**SETTINGS, **vault, "KUPE_SECRET_RESYNC_SECONDS": "2"}) as group:
         server = group.serve().wait_ready(timeout=120)
         tenant = Tenant(server, group.api_key())
         try:
@@ -154,8 +161,58 @@ def apiserver_pid(data_dir: Path, cluster_id: str) -> int:
     return pids[0]
 
 
+def secret_data(config: Path, key: str, home: Path, name: str) -> dict[str, str] | None:
+    """The Secret's decoded data as kubectl shows it, None when there is none."""
+    shown = kubectl(config, key, home, "get", "secret", name, "-n", "apps", "-o", "json")
+    if shown.returncode != 0:
+        assert "notfound" in shown.stderr.lower().replace(" ", ""), shown.stderr
+        return None
+    data = json.loads(shown.stdout).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def managed_secret(
+    group: ProcessGroup, tenant: Tenant, bao: OpenBaoServer, config: Path, home: Path
+) -> None:
+    """The guide's flow: the tenant writes a value with the OpenBao token the operator issued,
+    defines where it goes, polls until Active, and kubectl shows the Secret."""
+    issued = subprocess.run(
+        [str(KUPE_BIN), "admin", "issue-openbao-token", "--tenant", "default"],
+        env=group.processes[0].env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    writer = json.loads(issued.stdout)
+
+    def put(**data: str) -> int:
+        path = f"{writer['mount']}/data/db"
+        answer = bao.request("POST", path, {"data": data}, token=writer["token"])
+        assert answer.status_code == 200, answer.text
+        version: int = answer.json()["data"]["version"]
+        return version
+
+    put(password="first")
+    body = {"name": "db", "secretPath": "db", "sync": [{"cluster": "web", "namespace": "apps"}]}
+    assert tenant.http.post("/secrets", json=body).status_code == 201
+
+    def phase() -> str:
+        return str(tenant.http.get("/secrets/db").json()["status"]["phase"])
+
+    wait_for("the secret Active", lambda: phase() == "Active", within=60)
+    assert secret_data(config, tenant.key, home, "db") == {"password": "first"}
+    newer = put(password="second")
+    wait_for(
+        "the new version in the cluster",
+        lambda: secret_data(config, tenant.key, home, "db") == {"password": "second"},
+        within=30,
+    )
+    statuses = tenant.http.get("/secrets/db").json()["status"]["syncStatuses"]
+    assert [s["sourceVersion"] for s in statuses] == [newer]
+    assert tenant.http.delete("/secrets/db").status_code == 204
+    wait_for("the definition gone", lambda: tenant.http.get("/secrets/db").status_code == 404)
+    assert secret_data(config, tenant.key, home, "db") is None
+
+
 def test_a_real_cluster_through_the_api(
-    kupe: tuple[ProcessGroup, KupeProcess, Tenant], tmp_path: Path
+    kupe: tuple[ProcessGroup, KupeProcess, Tenant], tmp_path: Path, openbao: OpenBaoServer
 ) -> None:
     group, server, tenant = kupe
     home = tmp_path / "home"
@@ -194,6 +251,7 @@ def test_a_real_cluster_through_the_api(
         return phases == ["Running", "Running"]
 
     wait_for("the deployment's pods Running", pods_running)
+    managed_secret(group, tenant, openbao, config, home)
 
     # Resize in place, still Running.
     resized = tenant.http.patch("/clusters/web", json={"resources": {"cpu": "6"}})

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,26 @@ class OpenBaoServer:
         role_id = self.root("GET", f"auth/approle/role/{name}/role-id").json()["data"]["role_id"]
         secret_id = self.root("POST", f"auth/approle/role/{name}/secret-id").json()["data"]
         return role_id, secret_id["secret_id"]
+
+    def kupe_credential(self) -> dict[str, str]:
+        """An AppRole for Kupe itself, with only Kupe's control policy (never root), as
+        settings: {"openbao_addr", "openbao_role_id", "openbao_secret_id"}."""
+        from kupe.server.openbao import control_policy
+
+        self.root("PUT", "sys/policies/acl/kupe_control", {"policy": control_policy()})
+        role_id, secret_id = self.approle(f"kupe-{uuid.uuid4().hex[:8]}", ["kupe_control"])
+        return {
+            "openbao_addr": self.address,
+            "openbao_role_id": role_id,
+            "openbao_secret_id": secret_id,
+        }
+
+    def kupe_token(self) -> str:
+        """A plain token for Kupe itself, with only Kupe's control policy."""
+        self.kupe_credential()  # writes the policy
+        created = self.root("POST", "auth/token/create", {"policies": ["kupe_control"]})
+        token: str = created.json()["auth"]["client_token"]
+        return token
 
     def tokens(self, **match: Any) -> list[dict[str, Any]]:
         """Lookups of the live tokens whose fields equal `match` (``meta_x``: meta field x)."""

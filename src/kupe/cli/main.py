@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from kupe.cli import apikeys, auth, clusters, config, local, members, plans, server, tenant
+from kupe.cli import (
+    apikeys,
+    auth,
+    clusters,
+    config,
+    local,
+    members,
+    plans,
+    secrets,
+    server,
+    tenant,
+)
 
 app = typer.Typer(
     name="kupe",
@@ -15,7 +26,7 @@ app = typer.Typer(
 server.register(app)
 local.register(app)
 # Client commands: they reach a server only through the SDK.
-for client_commands in (clusters, apikeys, members, tenant, plans, config, auth):
+for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):
     client_commands.register(app)
 
 

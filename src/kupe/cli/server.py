@@ -302,6 +302,29 @@ def add_member(
     _admin(lambda admin: admin.add_member(tenant, email, role))
 
 
+@admin_app.command("issue-openbao-token")
+def issue_openbao_token(
+    tenant: TenantOpt,
+    hours: Annotated[
+        float, typer.Option("--hours", min=0.02, max=8784, help="How long the token lives.")
+    ] = 24.0,
+) -> None:
+    """Issue the tenant an OpenBao token to write its secret values with: read, write and list
+    on its KV v2 mount kupe-<tenant> only. Printed once: Kupe keeps no copy."""
+    from datetime import timedelta
+
+    _admin(lambda admin: admin.issue_openbao_token(tenant, timedelta(hours=hours)))
+
+
+@admin_app.command("openbao-policy")
+def openbao_policy() -> None:
+    """Print the OpenBao policy Kupe's own credential needs (HCL): it manages the kupe-*
+    mounts, their policies and token roles, and reads no tenant's values."""
+    from kupe.server.openbao import control_policy
+
+    sys.stdout.write(control_policy())
+
+
 def _utc(moment: datetime) -> datetime:
     from datetime import UTC
 

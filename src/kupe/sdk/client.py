@@ -19,6 +19,7 @@ from kupe.sdk.config import ClientSettings, resolve_settings
 from kupe.sdk.errors import PreconditionFailed, TransportError
 from kupe.sdk.members import AsyncMembers, Members
 from kupe.sdk.plans import AsyncPlans, Plans
+from kupe.sdk.secrets import AsyncSecrets, Secrets
 from kupe.sdk.tenant import AsyncTenantResource, TenantResource
 
 __all__ = ["AsyncClient", "Client"]
@@ -72,6 +73,7 @@ class Client:
         self.clusters = Clusters(self)
         self.apikeys = ApiKeys(self)
         self.members = Members(self)
+        self.secrets = Secrets(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
 
@@ -176,6 +178,7 @@ class AsyncClient:
         self.clusters = AsyncClusters(self)
         self.apikeys = AsyncApiKeys(self)
         self.members = AsyncMembers(self)
+        self.secrets = AsyncSecrets(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
 

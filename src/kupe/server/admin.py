@@ -9,18 +9,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kupe.core.clock import Clock, SystemClock
-from kupe.core.errors import NotFound
+from kupe.core.clock import Clock, SystemClock, rfc3339
+from kupe.core.errors import NotFound, NotImplementedYet, ServiceUnavailable, ValidationFailed
 from kupe.core.phases import TenantPhase
 from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.models import Tenant
 from kupe.server.db.refs import TenantRef
+from kupe.server.openbao import OpenBaoClient, OpenBaoError, OpenBaoSettings, mount_name
 from kupe.server.services.auth import Principal
 from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.tenant import IssuedKey
@@ -32,15 +33,23 @@ OPERATOR = "operator"
 
 
 class Admin:
-    def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        plans: PlanCatalogue,
+        clock: Clock,
+        vault: OpenBaoSettings | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.vault = vault
         # The operator's view of versions: the whole catalogue (no provider runs here).
         services = build_services(db, plans, VersionCatalogue(), clock)
         self.tenants = services.tenants
         self.clusters = services.clusters
         self.members = services.members
         self.api_keys = services.api_keys
+        self.lifecycle = services.lifecycle
 
     @classmethod
     @asynccontextmanager
@@ -53,7 +62,7 @@ class Admin:
         )
         try:
             await db.upgrade()
-            yield cls(db, plans, clock or SystemClock())
+            yield cls(db, plans, clock or SystemClock(), settings.openbao.client_settings())
         finally:
             await db.dispose()
 
@@ -95,7 +104,7 @@ class Admin:
         """Suspend (reads keep working, writes answer 403; clusters keep running) or resume."""
         async with self.db.write() as session:
             tenant = await self.tenants.tenant(session, name, for_update=True)
-            await self.tenants.set_phase(session, tenant, phase)
+            await self.lifecycle.set_phase(session, tenant, phase)
             return await self._view(session, tenant)
 
     async def delete_tenant(
@@ -106,10 +115,8 @@ class Admin:
         the reconciler has removed them (now if `wait_seconds` allows, else on a later run)."""
         async with self.db.write() as session:
             tenant = await self.tenants.tenant(session, name, for_update=True)
-            remaining = await self.tenants.begin_deletion(
-                session, tenant, self.clusters, cascade=cascade
-            )
-            deleted = await self.tenants.finish_deletion(session, tenant)
+            remaining = await self.lifecycle.begin_deletion(session, tenant, cascade=cascade)
+            deleted = await self.lifecycle.finish_deletion(session, tenant)
         deadline = time.monotonic() + wait_seconds
         while not deleted and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
@@ -129,7 +136,7 @@ class Admin:
                 tenant = await self.tenants.tenant(session, name, for_update=True)
             except NotFound:
                 return True, 0
-            if await self.tenants.finish_deletion(session, tenant):
+            if await self.lifecycle.finish_deletion(session, tenant):
                 return True, 0
             view = await self.tenants.view(session, tenant)
             return False, view.status.cluster_count or 0
@@ -172,6 +179,32 @@ class Admin:
             record = await self.tenants.tenant(session, tenant, for_update=True)
             member = await self.members.add_member(session, record, email, role)
         return _dump(member_view(member))
+
+    # -- managed secrets ---------------------------------------------------------------------
+
+    async def issue_openbao_token(self, tenant: str, ttl: timedelta) -> dict[str, Any]:
+        """A token for the tenant to write its values with: read, write and list on its own
+        KV v2 mount only (created now if missing). Printed once; Kupe keeps no copy."""
+        if self.vault is None:
+            raise NotImplementedYet("Managed secrets need OpenBao (KUPE_OPENBAO_ADDR)")
+        async with self.db.read() as session:
+            record = await self.tenants.tenant(session, tenant)
+        try:
+            async with OpenBaoClient(self.vault, clock=self.clock) as client:
+                issued = await client.issue_tenant_token(record.name, ttl)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="ttl") from None
+        except OpenBaoError as exc:
+            raise ServiceUnavailable(f"OpenBao: {exc}") from None
+        return {
+            "tenant": record.name,
+            "address": self.vault.address,
+            "mount": mount_name(record.name, self.vault.mount_prefix),
+            "token": issued.token,
+            "accessor": issued.accessor,
+            "policies": list(issued.policies),
+            "expiresAt": rfc3339(issued.expires_at),
+        }
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from kupe.server.api import (
     clusters,
     members,
     plans,
+    secrets,
     system,
     tenants,
     tokenreview,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(tenants.router)
     app.include_router(apikeys.router)
     app.include_router(members.router)
+    app.include_router(secrets.router)
     app.include_router(tokenreview.router)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)

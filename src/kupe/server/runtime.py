@@ -16,14 +16,16 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
+from kupe.server.openbao import OpenBaoClient
 from kupe.server.providers.base import HighAvailability, Provider, TokenAuthentication
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.secret import SecretKind
 from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
-from kupe.server.services.cluster import ClusterFeatures
+from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -74,6 +76,8 @@ class Runtime:
                 api_url=settings.api_url,
             ),
         )
+        bao = settings.openbao.client_settings()
+        self.vault = OpenBaoClient(bao) if bao is not None else None
         oidc = settings.oidc
         self.services: Services = build_services(
             self.db,
@@ -89,6 +93,7 @@ class Runtime:
             oidc=OidcVerifier(oidc.issuer, oidc.audience or "", oidc.jwks_url, self.clock)
             if oidc.issuer
             else None,
+            secrets_enabled=self.vault is not None,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(
@@ -103,6 +108,14 @@ class Runtime:
         self.kinds: list[AnyKind] = [
             ClusterKind(self.provider, self.clock, policy, self.metrics),
             TenantKind(self.db, self.clock, policy),
+            SecretKind(
+                self.db,
+                self.vault,
+                self.provider,
+                self.clock,
+                policy,
+                settings.openbao.resync_seconds,
+            ),
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler
@@ -123,6 +136,8 @@ class Runtime:
         await self.reconciler.stop()
         await self.db.dispose()
         await self.provider.aclose()
+        if self.vault is not None:
+            await self.vault.aclose()
 
     def wake(self) -> None:
         """Hint the reconcilers after a commit that recorded new desired state: this process's

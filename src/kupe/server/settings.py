@@ -17,9 +17,18 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
 ENV_PREFIX = "KUPE_"
@@ -137,7 +146,44 @@ class HttpSettings(Section):
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http")
+class OpenBaoSection(Section):
+    addr: str | None = Field(
+        None, description="OpenBao for managed secrets, e.g. http://127.0.0.1:8200; unset: off."
+    )
+    token: SecretStr | None = Field(None, description="Kupe's OpenBao token (or use AppRole).")
+    role_id: str | None = Field(None, description="AppRole role id of Kupe's credential.")
+    secret_id: SecretStr | None = Field(None, description="AppRole secret id of Kupe's credential.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for one OpenBao call.")
+    resync_seconds: float = Field(
+        60.0, gt=0, description="How often a synced secret is checked for a new KV version."
+    )
+
+    @model_validator(mode="after")
+    def _credential(self) -> OpenBaoSection:
+        if self.addr and not self.token and not (self.role_id and self.secret_id):
+            raise ValueError(
+                "KUPE_OPENBAO_ADDR needs KUPE_OPENBAO_TOKEN or KUPE_OPENBAO_ROLE_ID and "
+                "KUPE_OPENBAO_SECRET_ID"
+            )
+        self.client_settings()  # an unusable address or credential is refused at start-up
+        return self
+
+    def client_settings(self) -> OpenBaoSettings | None:
+        """What Kupe's OpenBao client is built from; None when managed secrets are off."""
+        if not self.addr:
+            return None
+        token = self.token.get_secret_value() if self.token else None
+        secret_id = self.secret_id.get_secret_value() if self.secret_id else None
+        return OpenBaoSettings(
+            address=self.addr,
+            token=token or None,
+            role_id=None if token else self.role_id,
+            secret_id=None if token else secret_id,
+            timeout=self.timeout_seconds,
+        )
+
+
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -160,6 +206,12 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "oidc_audience": ("oidc", "audience"),
     "oidc_jwks_url": ("oidc", "jwks_url"),
     "trusted_proxies": ("http", "trusted_proxies"),
+    "openbao_addr": ("openbao", "addr"),
+    "openbao_token": ("openbao", "token"),
+    "openbao_role_id": ("openbao", "role_id"),
+    "openbao_secret_id": ("openbao", "secret_id"),
+    "openbao_timeout_seconds": ("openbao", "timeout_seconds"),
+    "secret_resync_seconds": ("openbao", "resync_seconds"),
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
 }
 _TOP_LEVEL = (
@@ -279,6 +331,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

@@ -93,6 +93,6 @@ async def delete_tenant(
         session,
         principal,
     ):
-        row = await services.tenants.request_deletion(session, principal, body, services.clusters)
+        row = await services.lifecycle.request_deletion(session, principal, body)
         view = await services.tenants.view(session, row)
     return json_response(view, status=202, resource_version=view.resource_version)

@@ -219,3 +219,46 @@ class ClusterToken(Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class ManagedSecret(LeaseMixin, Base):
+    """A managed secret's definition (which OpenBao value goes into which clusters) and what
+    the reconciler did with it. The value itself is never stored here."""
+
+    __tablename__ = "managed_secrets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    secret_path: Mapped[str] = mapped_column(String(512), nullable=False)
+    # [{cluster, namespace, secretName?}]; None when never set ([] when cleared).
+    sync: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    observed_generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    phase: Mapped[str] = mapped_column(String(20), nullable=False)
+    conditions: Mapped[list[Condition]] = mapped_column(JSONType, nullable=False)
+    # Per target: {cluster, namespace, secretName, phase, message, lastSyncedAt?, sourceVersion?}
+    sync_statuses: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    # Copies Kupe wrote and has not removed: {clusterId, cluster, namespace, secretName,
+    # sourceVersion}; a target dropped from `sync` is cleaned up from here.
+    applied: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+
+    __table_args__ = (
+        Index(
+            "uq_managed_secrets_live_name",
+            "tenant_id",
+            "name",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+        Index(
+            "ix_managed_secrets_due",
+            "next_reconcile_at",
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )

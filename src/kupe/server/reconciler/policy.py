@@ -23,4 +23,8 @@ class RetryPolicy:
 
     def resync_delay(self) -> float:
         """The next periodic look at a settled item, jittered so items spread out."""
-        return float(self.settings.resync_seconds * self._rng.uniform(0.8, 1.0))
+        return self.jitter(self.settings.resync_seconds)
+
+    def jitter(self, seconds: float) -> float:
+        """`seconds`, shortened by up to a fifth at random, so items spread out."""
+        return float(seconds * self._rng.uniform(0.8, 1.0))

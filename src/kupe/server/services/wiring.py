@@ -9,12 +9,15 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
-from kupe.server.services.cluster import ClusterFeatures, ClusterService
+from kupe.server.services.cluster import ClusterService
+from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.credentials import CredentialService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue
+from kupe.server.services.secret import SecretService
 from kupe.server.services.tenant import TenantService
+from kupe.server.services.tenant_lifecycle import TenantLifecycle
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,12 @@ class Services:
     versions: VersionCatalogue
     auth: AuthService
     tenants: TenantService
+    lifecycle: TenantLifecycle
     clusters: ClusterService
     api_keys: ApiKeyService
     members: MemberService
     credentials: CredentialService
+    secrets: SecretService
 
 
 def build_services(
@@ -39,17 +44,21 @@ def build_services(
     *,
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
+    secrets_enabled: bool = False,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
     clusters = ClusterService(db, plans, versions, clock, features)
+    secrets = SecretService(db, clock, enabled=secrets_enabled)
     return Services(
         plans=plans,
         versions=versions,
         auth=AuthService(clock, oidc=oidc),
         tenants=tenants,
+        lifecycle=TenantLifecycle(tenants, clusters, secrets, clock),
         clusters=clusters,
         api_keys=ApiKeyService(tenants, clock),
         members=MemberService(tenants, clock),
         credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
+        secrets=secrets,
     )

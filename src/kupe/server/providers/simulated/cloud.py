@@ -14,7 +14,6 @@ process whose in-memory metrics counted it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import random
 import re
@@ -33,11 +32,11 @@ from kupe.server.providers.base import (
     InfraState,
     PermanentProviderError,
     Provider,
-    SecretConflict,
     SecretCopy,
     TransientProviderError,
 )
 from kupe.server.providers.pki import ClusterPki, issue_cluster_pki
+from kupe.server.providers.simulated import secrets
 from kupe.server.providers.simulated.store import (
     COLUMNS,
     Row,
@@ -48,7 +47,6 @@ from kupe.server.providers.simulated.store import (
 )
 
 T = TypeVar("T")
-MANAGED_BY = ("app.kubernetes.io/managed-by", "kupe")
 
 
 @dataclass
@@ -241,51 +239,18 @@ class SimulatedProvider(Provider):
 
     async def read_secret(self, cluster_id: str, namespace: str, name: str) -> SecretCopy | None:
         self._maybe_fail(cluster_id)
-
-        def read(conn: sqlite3.Connection) -> SecretCopy | None:
-            found = conn.execute(
-                "SELECT data, labels, annotations FROM secrets "
-                "WHERE cluster_id=? AND namespace=? AND name=?",
-                (cluster_id, namespace, name),
-            ).fetchone()
-            if found is None:
-                return None
-            data = {k: base64.b64decode(v) for k, v in json.loads(found[0]).items()}
-            return SecretCopy(namespace, name, data, json.loads(found[1]), json.loads(found[2]))
-
-        return await self._on_file(read)
+        return await self._on_file(lambda conn: secrets.read(conn, cluster_id, namespace, name))
 
     async def write_secret(self, cluster_id: str, secret: SecretCopy) -> None:
+        """Every call is a write the cluster's API would see, and is in the ledger (so a
+        duplicate from a second replica shows)."""
         self._maybe_fail(cluster_id)
-        labels = {**secret.labels, MANAGED_BY[0]: MANAGED_BY[1]}
-        data = json.dumps({k: base64.b64encode(v).decode() for k, v in secret.data.items()})
 
         def apply(txn: _Txn) -> None:
             state = self._settled(txn.conn, cluster_id)
             if state is None or state.phase in (InfraPhase.CREATING, InfraPhase.DELETING):
                 raise TransientProviderError("the cluster is not serving")
-            current = txn.conn.execute(
-                "SELECT labels, data FROM secrets WHERE cluster_id=? AND namespace=? AND name=?",
-                (cluster_id, secret.namespace, secret.name),
-            ).fetchone()
-            if current is not None and json.loads(current[0]).get(MANAGED_BY[0]) != MANAGED_BY[1]:
-                raise SecretConflict(
-                    f"a Secret {secret.namespace}/{secret.name} exists that Kupe does not manage"
-                )
-            if current is not None and current[1] == data:
-                return
-            txn.conn.execute(
-                "INSERT OR REPLACE INTO secrets (cluster_id, namespace, name, data, labels, "
-                "annotations) VALUES (?,?,?,?,?,?)",
-                (
-                    cluster_id,
-                    secret.namespace,
-                    secret.name,
-                    data,
-                    json.dumps(labels),
-                    json.dumps(dict(secret.annotations)),
-                ),
-            )
+            secrets.store(txn.conn, cluster_id, secret, managed=True)
             self._record(txn, cluster_id, "secret-write")
 
         await self._run(apply)
@@ -294,12 +259,7 @@ class SimulatedProvider(Provider):
         self._maybe_fail(cluster_id)
 
         def apply(txn: _Txn) -> None:
-            deleted = txn.conn.execute(
-                "DELETE FROM secrets WHERE cluster_id=? AND namespace=? AND name=? "
-                "AND json_extract(labels, '$.\"app.kubernetes.io/managed-by\"') = 'kupe'",
-                (cluster_id, namespace, name),
-            ).rowcount
-            if deleted:
+            if secrets.delete_managed(txn.conn, cluster_id, namespace, name):
                 self._record(txn, cluster_id, "secret-delete")
 
         await self._run(apply)
@@ -321,6 +281,10 @@ class SimulatedProvider(Provider):
                 "UPDATE infra SET healthy=? WHERE id=?", (int(healthy), cluster_id)
             )
         )
+
+    async def put_unmanaged_secret(self, cluster_id: str, secret: SecretCopy) -> None:
+        """A Secret someone else made in the cluster, which Kupe must leave alone."""
+        await self._run(lambda txn: secrets.store(txn.conn, cluster_id, secret, managed=False))
 
     async def count(self) -> int:
         """How many clusters exist in the simulated cloud."""
