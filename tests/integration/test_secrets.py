@@ -12,6 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from kupe.schemas.secret import SyncTarget
+from kupe.sdk import AsyncClient, NotFound, PreconditionFailed
 from kupe.server.providers.base import SecretCopy
 from kupe.server.providers.simulated import SimulatedProvider, read_ledger
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
@@ -215,6 +217,7 @@ async def test_patch_replaces_the_targets_and_removes_copies_no_longer_targeted(
     fewer = await patch(kupe, creds, "cfg", [target("web")], current)
     assert fewer.status_code == 200, fewer.text
     assert fewer.json()["sync"] == [target("web")]
+    assert fewer.json()["status"]["phase"] == "Pending"
     await kupe.step()
     assert await copy_of(kupe, ids["jobs"], "apps", "cfg") is None
     assert await copy_of(kupe, ids["web"], "apps", "cfg") is not None
@@ -403,11 +406,13 @@ async def test_an_openbao_outage_keeps_the_last_status_and_the_sync_recovers(
     ).status_code == 201
     await kupe.step()
     assert (await get(kupe, creds, "cfg"))["status"]["phase"] == "Active"
-    before = (await get(kupe, creds, "cfg"))["status"]
 
     openbao.stop()
     try:
         assert (await patch(kupe, creds, "cfg", [target("web"), target("jobs")])).status_code == 200
+        before = (await get(kupe, creds, "cfg"))["status"]
+        assert before["phase"] == "Pending"  # not Active until the new target holds the value
+        assert [s["phase"] for s in before["syncStatuses"]] == ["Synced", "Pending"]
         for _ in range(3):
             await kupe.step(5)
         during = await get(kupe, creds, "cfg")
@@ -420,3 +425,45 @@ async def test_an_openbao_outage_keeps_the_last_status_and_the_sync_recovers(
     assert body["status"]["phase"] == "Active"
     assert [s["phase"] for s in body["status"]["syncStatuses"]] == ["Synced", "Synced"]
     assert await copy_of(kupe, ids["jobs"], "apps", "cfg") is not None
+
+
+async def test_the_async_sdk_manages_secrets_and_waits_for_active(
+    kupe: Kupe, openbao: OpenBaoServer
+) -> None:
+    creds = await tenant(kupe)
+    ids = await running(kupe, creds, "web")
+    await put(kupe, openbao, creds, "db", password="pw")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=kupe.app))
+
+    async def sleep(seconds: float) -> None:
+        await kupe.step(seconds)
+
+    async with (
+        http,
+        AsyncClient(
+            "http://kupe.test",
+            api_key=creds.key,
+            tenant=creds.name,
+            http_client=http,
+            sleep=sleep,
+            monotonic=lambda: kupe.clock.now().timestamp(),
+        ) as client,
+    ):
+        created = await client.secrets.create(
+            "db", secret_path="db", sync=[SyncTarget(cluster="web", namespace="apps")]
+        )
+        assert created.sync is not None
+        assert created.status.phase == "Pending"
+        active = await client.secrets.wait("db", timeout=30)
+        assert active.status.sync_statuses[0].source_version == 1
+        assert [s.name for s in await client.secrets.list()] == ["db"]
+        with pytest.raises(PreconditionFailed):
+            await client.secrets.update("db", sync=[], if_match=created.resource_version)
+        cleared = await client.secrets.update("db", sync=[])
+        assert cleared.sync == []
+        assert (await client.secrets.wait("db", timeout=30)).status.sync_statuses == []
+        assert await copy_of(kupe, ids["web"], "apps", "db") is None
+        await client.secrets.delete("db")
+        await client.secrets.wait_deleted("db", timeout=30)
+        with pytest.raises(NotFound):
+            await client.secrets.get("db")

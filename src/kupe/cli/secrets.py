@@ -11,6 +11,7 @@ from rich.table import Table
 
 from kupe.cli.connection import ApiUrlOpt, ProfileOpt, TenantOpt, connect
 from kupe.cli.output import (
+    EXIT_USAGE,
     OutputFormat,
     OutputOpt,
     YesOpt,
@@ -47,7 +48,10 @@ def _parse(targets: list[str] | None) -> list[SyncTarget]:
     for text in targets or []:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            fail(f"--target {text!r}: write CLUSTER/NAMESPACE or CLUSTER/NAMESPACE/SECRET_NAME")
+            fail(
+                f"--target {text!r}: write CLUSTER/NAMESPACE or CLUSTER/NAMESPACE/SECRET_NAME",
+                EXIT_USAGE,
+            )
         secret_name = parts[2] if len(parts) == 3 else None
         parsed.append(SyncTarget(cluster=parts[0], namespace=parts[1], secret_name=secret_name))
     return parsed
@@ -140,8 +144,8 @@ def update_secret(
     api_url: ApiUrlOpt = None,
 ) -> None:
     """Replace every target (admin): the --target options given, or none with --clear."""
-    if not target and not clear:
-        fail("give the targets (--target, repeatable) or --clear")
+    if bool(target) == clear:
+        fail("give the targets (--target, repeatable) or --clear, not both", EXIT_USAGE)
     with connect(profile, tenant, api_url) as client:
         updated = client.secrets.update(name, sync=_parse(target))
         if wait:

@@ -181,3 +181,24 @@ class AsyncSecrets:
             newer = await client._send(self._calls.get_if_changed(name, secret.resource_version))
             secret = newer or secret
         return secret
+
+    async def wait_deleted(
+        self,
+        name: str,
+        *,
+        timeout: float = 300.0,  # noqa: ASYNC109 - the same signature as the sync client's
+        poll_interval: float = 1.0,
+    ) -> None:
+        """Poll until the definition is gone (404)."""
+        client = self._client
+        deadline = client._monotonic() + timeout
+        secret: Secret | None = None
+        while True:
+            try:
+                secret = await self.get(name)
+            except NotFound:
+                return
+            remaining = deadline - client._monotonic()
+            if remaining <= 0:
+                raise _timeout(name, timeout, secret, "deleted")
+            await client._sleep(min(poll_interval, remaining))

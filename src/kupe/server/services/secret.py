@@ -157,8 +157,15 @@ class SecretService:
             if sync == row.sync:
                 return row
             now = self.clock.now()
+            # Not Active until the reconciler has brought every new target in: clients wait
+            # for exactly Active after an update.
             values = {
                 "sync": sync,
+                "phase": PENDING,
+                "conditions": set_condition(
+                    row.conditions, "Ready", False, PENDING, "Waiting for the reconciler", now
+                ),
+                "sync_statuses": _carried_statuses(row, sync),
                 "generation": row.generation + 1,
                 "resource_version": await self.db.next_resource_version(session),
                 "next_reconcile_at": now,
@@ -243,6 +250,16 @@ class SecretService:
 
 def _waiting(now: datetime) -> list[Condition]:
     return set_condition([], "Ready", False, PENDING, "Waiting for the reconciler", now)
+
+
+def _carried_statuses(row: ManagedSecret, sync: list[dict[str, str]] | None) -> list[Any]:
+    """The new targets' statuses: as last seen for those kept, Pending for the new ones."""
+    seen = {(s["cluster"], s["namespace"], s["secretName"]): s for s in row.sync_statuses}
+    pending = {
+        (s["cluster"], s["namespace"], s["secretName"]): s
+        for s in _pending_statuses(row.name, sync)
+    }
+    return [seen.get(key, status) for key, status in pending.items()]
 
 
 def _pending_statuses(secret: str, sync: list[dict[str, str]] | None) -> list[dict[str, Any]]:
