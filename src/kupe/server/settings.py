@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kupe.server.providers.registry import plugins, provider_settings
@@ -96,6 +96,12 @@ class OidcSettings(Section):
     issuer: str | None = Field(None, description="Accept members' OIDC tokens from here.")
     audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
     jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+    client_id: str | None = Field(
+        None, description="The console's OIDC client id (sign-in); default: the audience."
+    )
+    client_secret: SecretStr | None = Field(
+        None, description="The console's OIDC client secret, when the provider requires one."
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> OidcSettings:
@@ -128,6 +134,8 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "oidc_issuer": ("oidc", "issuer"),
     "oidc_audience": ("oidc", "audience"),
     "oidc_jwks_url": ("oidc", "jwks_url"),
+    "oidc_client_id": ("oidc", "client_id"),
+    "oidc_client_secret": ("oidc", "client_secret"),
 }
 _TOP_LEVEL = (
     "host",

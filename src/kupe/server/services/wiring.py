@@ -10,6 +10,7 @@ from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterService
+from kupe.server.services.console_session import ConsoleSessionService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue
@@ -27,6 +28,7 @@ class Services:
     clusters: ClusterService
     api_keys: ApiKeyService
     members: MemberService
+    console_sessions: ConsoleSessionService
 
 
 def build_services(
@@ -38,12 +40,14 @@ def build_services(
     oidc: OidcVerifier | None = None,
 ) -> Services:
     tenants = TenantService(db, plans, clock)
+    console_sessions = ConsoleSessionService(clock)
     return Services(
         plans=plans,
         versions=versions,
-        auth=AuthService(clock, oidc=oidc),
+        auth=AuthService(clock, oidc=oidc, sessions=console_sessions),
         tenants=tenants,
         clusters=ClusterService(db, plans, versions, clock),
         api_keys=ApiKeyService(tenants, clock),
         members=MemberService(tenants, clock),
+        console_sessions=console_sessions,
     )
