@@ -9,10 +9,19 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    Route,
+    sync_playwright,
+)
 
 from tests.support.live_server import FAST
 from tests.support.server_process import KUPE, ProcessGroup, process_group
@@ -116,6 +125,20 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     return Shots(ARTIFACTS / "console" / request.node.name)
 
 
+def keep_on_loopback(context: BrowserContext) -> None:
+    """Let the browser reach only this machine's loopback servers; anything else a page asks
+    for (a provider's web font, say) is refused inside the browser, never sent."""
+
+    def route(route: Route) -> None:
+        host = urlsplit(route.request.url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1") or route.request.url.startswith("blob:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", route)
+
+
 @dataclass
 class Tab:
     """A fresh browser profile (no cookies) with one page, watched for script errors."""
@@ -137,6 +160,7 @@ def tab(chromium: Browser, live_console: LiveConsole) -> Iterator[Tab]:
         viewport={"width": 1100, "height": 760}, accept_downloads=True, base_url=live_console.url
     )
     context.set_default_timeout(15_000)
+    keep_on_loopback(context)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -211,7 +211,7 @@ function wireAdmin() {
     const button = $("#delete-button");
     busy(button, true);
     try {
-      await api("DELETE", path, { ifMatch: etag });
+      await api("DELETE", path);
       announce(`Deleting cluster ${name}`);
     } catch (error) {
       showError(error);

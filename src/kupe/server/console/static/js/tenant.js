@@ -4,8 +4,6 @@
 import { api, tenantPath } from "./api.js";
 import { $, h, announce, busy, clearErrors, showFieldError, showError, quantity, formatAmount, timeEl } from "./ui.js";
 
-let etag = null;
-
 function bar(kind, used, pool) {
   const label = `${kind.toUpperCase()}`;
   if (!pool) {
@@ -40,7 +38,6 @@ async function render(info) {
 async function load() {
   try {
     const answer = await api("GET", tenantPath());
-    etag = answer.etag;
     await render(answer.data);
     return answer.data;
   } catch (error) {
@@ -56,20 +53,23 @@ async function wirePlan(info) {
   $("#t-plan").replaceChildren(...plans.map((p) => h("option", { value: p.name, selected: p.name === info.plan },
     `${p.displayName || p.name} — £${p.platformFee}/month, up to ${p.maxClusters ?? "unlimited"} clusters`)));
   $("#t-plan-hint").textContent = "Moving to a smaller plan is refused while the tenant uses more than it allows.";
+  // Enabled only now, so nothing is chosen before the plans are there.
+  $("#t-plan").disabled = false;
+  form.querySelector('button[type="submit"]').disabled = false;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
     const button = form.querySelector('button[type="submit"]');
     busy(button, true);
     try {
-      const answer = await api("PATCH", tenantPath(), { body: { plan: $("#t-plan").value }, ifMatch: etag });
-      etag = answer.etag;
+      // No If-Match: the tenant's version moves with every cluster's status, and choosing a
+      // plan does not depend on what else the page showed.
+      const answer = await api("PATCH", tenantPath(), { body: { plan: $("#t-plan").value } });
       await render(answer.data);
       announce(`Plan changed to ${answer.data.plan}`);
     } catch (error) {
       if (!error.field && error.code === "PLAN_DOWNGRADE_BLOCKED") error.field = "plan";
       showFieldError(form, error);
-      if (error.status === 412) await load();
     } finally {
       busy(button, false);
     }
