@@ -91,7 +91,9 @@ def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConso
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop of its own running
+# until it stops, and the async tests that a worker runs after this module need none running.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         try:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kupe.server.services.console_session import hash_secret
@@ -132,6 +133,27 @@ async def test_hostile_console_input_never_fails_the_server(kupe: Kupe) -> None:
         assert callback.status_code == 404  # OIDC is not configured here
 
 
+async def test_sections_appear_once_the_server_has_their_api(kupe: Kupe) -> None:
+    acme = await kupe.tenant("acme")
+    async with visitor(kupe) as browser:
+        await browser.sign_in(acme.key)
+        before = await browser.page("/t/acme/clusters")
+        assert "/t/acme/secrets" not in before.text
+        assert (await browser.client.get("/t/acme/invoices")).status_code == 404
+
+        async def invoices(tenant: str) -> dict[str, list[str]]:
+            return {"items": []}
+
+        # As the invoices API will, once it lands: a list route under the tenant.
+        kupe.app.router.add_api_route("/api/v1/tenants/{tenant}/invoices", invoices)
+        after = await browser.page("/t/acme/clusters")
+        assert '<a href="/t/acme/invoices">Invoices</a>' in after.text
+        assert "/t/acme/secrets" not in after.text
+        page = await browser.page("/t/acme/invoices")
+        assert page.status_code == 200
+        assert 'data-api="/invoices"' in page.text
+
+
 @pytest.fixture
 def debug_log(tmp_path: Path) -> Iterator[io.StringIO]:
     with captured_logs(tmp_path) as stream:
@@ -144,6 +166,13 @@ async def test_keys_session_ids_and_tokens_never_reach_logs_or_the_database(
     async with running_kupe(test_settings(tmp_path, database_url, log_level="debug")) as kupe:
         acme = await kupe.tenant("acme")
         async with visitor(kupe) as browser:
+            responses: list[str] = []
+
+            async def record(response: httpx.Response) -> None:
+                await response.aread()
+                responses.append(str(response.headers) + response.text)
+
+            browser.client.event_hooks["response"].append(record)
             signed_in = await browser.sign_in(acme.key)
             assert signed_in.status_code == 303
             session_id = browser.session_cookie
@@ -164,6 +193,11 @@ async def test_keys_session_ids_and_tokens_never_reach_logs_or_the_database(
     assert "/console/signin" in log_text
     assert hash_secret(session_id) in database  # the session's row was searched too
     assert acme.key.split("_")[1] in database  # the key id is there; its secret is not
+    answers = "\n".join(responses)
+    assert len(responses) >= 6
+    assert session_id in answers  # the one Set-Cookie that carries it
     for secret in (acme.key, acme.key.split("_", 2)[2], session_id, browser.csrf):
         assert secret not in log_text, "a secret reached the logs"
         assert secret not in database, "a secret reached the database"
+    for secret in (acme.key, acme.key.split("_", 2)[2]):
+        assert secret not in answers, "the API key came back in a response"
