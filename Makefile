@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test serve test lint format bench soak clean
+.PHONY: install install-test serve test lint format bench soak clean local-install
 
 $(BIN)/python:
 	$(PYTHON) scripts/bootstrap_venv.py $(VENV)
@@ -25,6 +25,11 @@ install-test: $(TEST_STAMP)
 
 serve: install
 	$(BIN)/kupe serve
+
+# Build the local provider's Kubernetes, etcd and kwok binaries into ~/.cache/kupe (once);
+# VERSIONS=1.36,1.37 to choose the minors.
+local-install: install
+	$(BIN)/kupe local install $(if $(VERSIONS),--versions $(VERSIONS))
 
 lint: install-test
 	$(BIN)/ruff check src tests bench scripts

@@ -68,8 +68,19 @@ async def test_catalogue_is_public_and_matches_the_contract(kupe: Kupe) -> None:
         "storage": "2000Gi",
     }
     enterprise = by_name["enterprise"]
-    assert "maxClusters" not in enterprise
-    assert "resourcePool" not in enterprise
+    # Unlimited is written out: clients read a missing number as 0.
+    assert enterprise["maxClusters"] == -1
+    assert enterprise["resourcePool"] == {
+        "cpu": "unlimited",
+        "memory": "unlimited",
+        "storage": "unlimited",
+    }
+    assert enterprise["observabilityPool"] == {
+        "maxActiveSeries": -1,
+        "logIngestGB": -1,
+        "retentionDays": -1,
+        "maxReceivers": -1,
+    }
     assert enterprise["defaultClusterResources"] == {
         "cpu": "4",
         "memory": "16Gi",
@@ -105,7 +116,8 @@ async def test_yaml_plans_file_replaces_the_catalogue_and_its_limits_apply(
         acme = await kupe.tenant(plan="tiny")
         first = await kupe.create_cluster(acme, "one")
         assert first.status_code == 201, first.text
-        assert first.json()["resources"] == {"cpu": "500m", "memory": "1Gi", "storage": "5Gi"}
+        allocated = first.json()["status"]["allocatedResources"]
+        assert allocated == {"cpu": "500m", "memory": "1Gi", "storage": "5Gi"}
         second = await kupe.create_cluster(acme, "two")
         assert second.status_code == 403
         assert second.json()["code"] == "PLAN_LIMIT_EXCEEDED"

@@ -166,15 +166,20 @@ async def test_read_modify_write_rereads_after_412(kupe: Kupe) -> None:
         original = await client.clusters.create("web", display_name="Web", type="shared")
         reads: list[str] = []
 
+        def cpu(cluster: Cluster) -> int:
+            assert cluster.status.allocated_resources is not None
+            return int(cluster.status.allocated_resources.cpu)
+
         def add_a_core(cluster: Cluster) -> ClusterUpdate:
             reads.append(cluster.resource_version)
-            return ClusterUpdate(resources=ResourcesInput(cpu=str(int(cluster.resources.cpu) + 1)))
+            return ClusterUpdate(resources=ResourcesInput(cpu=str(cpu(cluster) + 1)))
 
         result = await client.clusters.modify("web", add_a_core)
         assert len(reads) == 2
         assert reads[0] != reads[1]
-        assert result.resources.cpu == str(int(original.resources.cpu) + 1)
-        assert result.resources.storage == "30Gi"
+        assert cpu(result) == cpu(original) + 1
+        assert result.resources is not None
+        assert (result.resources.cpu, result.resources.storage) == (str(cpu(original) + 1), "30Gi")
         with pytest.raises(PreconditionFailed):
             await client.clusters.update("web", version="1.33", if_match=original.resource_version)
 

@@ -75,10 +75,14 @@ async def test_status_sums_live_clusters_and_etag_follows_them(kupe: Kupe) -> No
     assert final.json()["status"]["allocatedResources"]["cpu"] == "2"
 
 
-async def test_unlimited_plan_has_no_pool(kupe: Kupe) -> None:
+async def test_unlimited_plan_shows_its_pool_as_unlimited(kupe: Kupe) -> None:
     big = await kupe.tenant(plan="enterprise")
     status = (await _get(kupe, big)).json()["status"]
-    assert "poolResources" not in status
+    assert status["poolResources"] == {
+        "cpu": "unlimited",
+        "memory": "unlimited",
+        "storage": "unlimited",
+    }
 
 
 async def test_readonly_key_reads_but_cannot_patch(kupe: Kupe) -> None:

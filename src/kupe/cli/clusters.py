@@ -108,6 +108,14 @@ PollInterval = Annotated[float, typer.Option(hidden=True, help="Seconds between 
 # -- rendering ---------------------------------------------------------------------------
 
 
+def allocation(c: Cluster) -> tuple[str, str, str]:
+    """cpu, memory and storage the cluster has: its allocation, else what was set."""
+    held = c.status.allocated_resources or c.resources
+    if held is None:
+        return ("", "", "")
+    return (held.cpu or "", held.memory or "", held.storage or "")
+
+
 def clusters_table(items: Sequence[Cluster]) -> Table:
     table = new_table("NAME", "TYPE", "VERSION", "PHASE", "CPU", "MEMORY", "STORAGE", "AGE")
     for c in items:
@@ -116,9 +124,7 @@ def clusters_table(items: Sequence[Cluster]) -> Table:
             c.type,
             c.version,
             phase_text(c.status.phase),
-            c.resources.cpu,
-            c.resources.memory,
-            c.resources.storage,
+            *allocation(c),
             age(c.created_at),
         )
     return table
@@ -141,8 +147,7 @@ def cluster_details(c: Cluster) -> RenderableType:
             ("Endpoint", c.status.endpoint),
             (
                 "Resources",
-                f"cpu {c.resources.cpu}, memory {c.resources.memory}, "
-                f"storage {c.resources.storage}",
+                "cpu {}, memory {}, storage {}".format(*allocation(c)),
             ),
             ("Generation", f"{c.generation} ({applied})"),
             ("Alerts", "configured" if c.alerts else None),

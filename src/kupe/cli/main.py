@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kupe.cli import apikeys, auth, clusters, config, members, plans, server, tenant
+from kupe.cli import apikeys, auth, clusters, config, local, members, plans, server, tenant
 
 app = typer.Typer(
     name="kupe",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 server.register(app)
+local.register(app)
 # Client commands: they reach a server only through the SDK.
 for client_commands in (clusters, apikeys, members, tenant, plans, config, auth):
     client_commands.register(app)

@@ -11,19 +11,20 @@ from rich.table import Table
 
 from kupe.cli.connection import ApiUrlOpt, ProfileOpt, connect
 from kupe.cli.output import OutputFormat, OutputOpt, details, new_table, show, show_list
+from kupe.core.unlimited import count_is_unlimited, quantity_is_unlimited
 from kupe.schemas.plan import Plan, ResourceAmounts
 
 app = typer.Typer(help="The plan catalogue (no credentials needed).", no_args_is_help=True)
 
 
 def _amounts(amounts: ResourceAmounts | None) -> str:
-    if amounts is None:
+    if amounts is None or quantity_is_unlimited(amounts.cpu):
         return "unlimited"
     return f"{amounts.cpu} cpu / {amounts.memory} / {amounts.storage}"
 
 
 def _limit(value: int | None) -> str:
-    return "unlimited" if value is None else str(value)
+    return "unlimited" if count_is_unlimited(value) else str(value)
 
 
 def plans_table(items: Sequence[Plan]) -> Table:

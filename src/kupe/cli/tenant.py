@@ -20,6 +20,7 @@ from kupe.cli.output import (
     show,
     timestamp,
 )
+from kupe.core.unlimited import quantity_is_unlimited
 from kupe.schemas.plan import ResourceAmounts
 from kupe.schemas.tenant import Tenant
 
@@ -27,7 +28,7 @@ app = typer.Typer(help="The tenant: plan, members, usage.", no_args_is_help=True
 
 
 def _amounts(amounts: ResourceAmounts | None) -> str | None:
-    if amounts is None:
+    if amounts is None or quantity_is_unlimited(amounts.cpu):
         return None
     return f"cpu {amounts.cpu}, memory {amounts.memory}, storage {amounts.storage}"
 

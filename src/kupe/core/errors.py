@@ -143,7 +143,7 @@ class PlanDowngradeBlocked(Conflict):
 
 class TenantTerminating(Conflict):
     code = "TENANT_TERMINATING"
-    default_message = "Tenant is being deleted; only reads are allowed"
+    default_message = "Tenant is being deleted"
 
 
 class LastAdmin(Conflict):
@@ -173,6 +173,15 @@ class RateLimited(KupeError):
     status = 429
     code = "RATE_LIMITED"
     default_message = "Too many requests"
+
+
+class NotImplementedYet(KupeError):
+    """A route of the contract this installation has not built: 501, never 404 (clients read
+    404 as "deleted")."""
+
+    status = 501
+    code = "NOT_IMPLEMENTED"
+    default_message = "This part of the Kupe API is not available on this installation yet"
 
 
 class InternalError(KupeError):

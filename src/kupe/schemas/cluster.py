@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, JsonValue, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
 from kupe.core.names import name_problem
@@ -16,8 +16,16 @@ from kupe.schemas.common import ResponseModel, WireModel
 
 ClusterType = Literal["shared", "dedicated"]
 ClusterPhase = Literal[
-    "Pending", "Provisioning", "Running", "Upgrading", "Degraded", "Failed", "Terminating"
+    "Pending",
+    "Provisioning",
+    "Running",
+    "Upgrading",
+    "Migrating",
+    "Degraded",
+    "Failed",
+    "Terminating",
 ]
+HaPhase = Literal["pending", "migrating", "ha-healthy", "ha-degraded", "ha-unavailable"]
 ALERTS_MAX_BYTES = 64 * 1024
 ALERTS_MAX_DEPTH = 32
 # Documentation only (the validators below give the friendlier messages): lets clients and
@@ -115,8 +123,15 @@ class ClusterCreate(WireModel):
         description="Kubernetes minor; default the newest.",
         json_schema_extra=VERSION_SCHEMA,
     )
-    resources: ResourcesInput | None = None
+    resources: ResourcesInput | None = Field(
+        None,
+        description="What is left out takes the plan's default cluster resources (in "
+        "status.allocatedResources); `resources` echoes only what was given.",
+    )
     alerts: dict[str, Any] | None = Field(None, description="Free-form, at most 64 KiB.")
+    high_availability: StrictBool | None = Field(
+        None, description="A three-replica control plane; default false."
+    )
 
     @field_validator("name")
     @classmethod
@@ -141,6 +156,9 @@ class ClusterUpdate(WireModel):
     version: str | None = None
     resources: ResourcesInput | None = None
     alerts: dict[str, Any] | None = Field(None, description="null clears the alerts.")
+    high_availability: StrictBool | None = Field(
+        None, description="true moves a Running cluster to three replicas; false after true: 400."
+    )
 
     @field_validator("alerts")
     @classmethod
@@ -149,11 +167,19 @@ class ClusterUpdate(WireModel):
 
 
 class Resources(ResponseModel):
-    """Allocated resources, echoed as the client wrote them."""
+    """Effective resources: every one of cpu, memory and storage."""
 
     cpu: str
     memory: str
     storage: str
+
+
+class ResourcesSet(ResponseModel):
+    """Resources exactly as the client set them: fields never set are absent."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    storage: str | None = None
 
 
 class Condition(ResponseModel):
@@ -172,8 +198,21 @@ class ClusterStatus(ResponseModel):
     phase: ClusterPhase
     kubernetes_version: str | None = None
     endpoint: str | None = None
+    # Optional for clients: older servers (and the hosted API before these fields) omit them.
+    allocated_resources: Resources | None = Field(
+        None,
+        description="The effective resources: what the client set, plan defaults for the "
+        "rest; quotas and billing use these.",
+    )
     observed_generation: int
     conditions: list[Condition]
+    ha_configured: bool = Field(False, description="highAvailability is on.")
+    ha_enabled_at: datetime | None = Field(None, description="When it was turned on.")
+    ha_phase: HaPhase | None = Field(None, description="Present while haConfigured.")
+    ha_replicas_ready: int | None = Field(None, description="Control-plane replicas serving.")
+    ha_replicas_desired: int | None = Field(
+        None, description="Control-plane replicas wanted: 1 or 3."
+    )
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -184,8 +223,11 @@ class Cluster(ResponseModel):
     display_name: str
     type: ClusterType
     version: str
-    resources: Resources
+    resources: ResourcesSet | None = Field(
+        None, description="Exactly as the client set them; absent when never set."
+    )
     alerts: dict[str, Any] | None = None
+    high_availability: bool = False
     resource_version: str
     generation: int
     created_at: datetime

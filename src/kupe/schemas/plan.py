@@ -16,7 +16,7 @@ class ResourceAmounts(WireModel):
 
 
 class ObservabilityPool(ResponseModel):
-    """Observability limits of a plan; absent fields are unlimited."""
+    """Observability limits of a plan; -1 means unlimited."""
 
     max_active_series: int | None = None
     log_ingest_gb: int | None = Field(None, alias="logIngestGB")
@@ -30,8 +30,10 @@ class Plan(ResponseModel):
     name: str
     display_name: str
     platform_fee: str = Field(description="Monthly fee in GBP, two decimal places.")
-    max_clusters: int | None = Field(None, description="Absent: unlimited.")
-    resource_pool: ResourceAmounts | None = Field(None, description="Absent: unlimited.")
+    max_clusters: int | None = Field(None, description="-1: unlimited.")
+    resource_pool: ResourceAmounts | None = Field(
+        None, description='Quantities; "unlimited" in each when the plan has no pool.'
+    )
     observability_pool: ObservabilityPool
     dedicated_clusters: bool
     default_cluster_resources: ResourceAmounts

@@ -56,6 +56,13 @@ class Tenant(ResponseModel):
     status: TenantStatus
 
 
+class TenantDelete(WireModel):
+    """Body of DELETE /tenants/{tenant} (the hosted API's): the tenant's name typed again."""
+
+    confirm: str = Field(max_length=63, description="The tenant's name.")
+    cascade: StrictBool = Field(False, description="Delete its clusters too.")
+
+
 class TenantUpdate(WireModel):
     """Body of PATCH /tenants/{tenant}: at least one mutable field.
 

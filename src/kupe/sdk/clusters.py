@@ -70,6 +70,7 @@ class _Calls:
         resources: Resources | None,
         alerts: Mapping[str, object] | None,
         idempotency_key: str | None,
+        high_availability: bool | None = None,
     ) -> Call[Cluster]:
         body: dict[str, object] = {"name": name, "displayName": display_name, "type": type}
         if version is not None:
@@ -78,6 +79,8 @@ class _Calls:
             body["resources"] = _resources(resources)
         if alerts is not None:
             body["alerts"] = dict(alerts)
+        if high_availability is not None:
+            body["highAvailability"] = high_availability
         # A key on every create makes the POST safe to resend after a lost answer.
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         return Call("POST", self.path(), model(Cluster), body=body, headers=headers)
@@ -118,8 +121,11 @@ def _update_body(
     resources: Resources | None,
     alerts: Mapping[str, object] | None,
     clear_alerts: bool,
+    high_availability: bool | None = None,
 ) -> dict[str, object]:
     body: dict[str, object] = {}
+    if high_availability is not None:
+        body["highAvailability"] = high_availability
     if version is not None:
         body["version"] = version
     if resources is not None:
@@ -192,10 +198,18 @@ class Clusters:
         resources: Resources | None = None,
         alerts: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
+        high_availability: bool | None = None,
     ) -> Cluster:
         """Create a cluster (phase Pending); an Idempotency-Key is generated unless given."""
         call = self._calls.create(
-            name, display_name, type, version, resources, alerts, idempotency_key
+            name,
+            display_name,
+            type,
+            version,
+            resources,
+            alerts,
+            idempotency_key,
+            high_availability,
         )
         return self._client._send(call)
 
@@ -208,9 +222,10 @@ class Clusters:
         alerts: Mapping[str, object] | None = None,
         clear_alerts: bool = False,
         if_match: str | int | None = None,
+        high_availability: bool | None = None,
     ) -> Cluster:
         """Merge-patch the mutable fields; `if_match` is a resourceVersion (412 if stale)."""
-        body = _update_body(version, resources, alerts, clear_alerts)
+        body = _update_body(version, resources, alerts, clear_alerts, high_availability)
         return self._client._send(self._calls.update(name, body, if_match))
 
     def delete(self, name: str, *, if_match: str | int | None = None) -> None:
@@ -321,10 +336,18 @@ class AsyncClusters:
         resources: Resources | None = None,
         alerts: Mapping[str, object] | None = None,
         idempotency_key: str | None = None,
+        high_availability: bool | None = None,
     ) -> Cluster:
         """Create a cluster (phase Pending); an Idempotency-Key is generated unless given."""
         call = self._calls.create(
-            name, display_name, type, version, resources, alerts, idempotency_key
+            name,
+            display_name,
+            type,
+            version,
+            resources,
+            alerts,
+            idempotency_key,
+            high_availability,
         )
         return await self._client._send(call)
 
@@ -337,9 +360,10 @@ class AsyncClusters:
         alerts: Mapping[str, object] | None = None,
         clear_alerts: bool = False,
         if_match: str | int | None = None,
+        high_availability: bool | None = None,
     ) -> Cluster:
         """Merge-patch the mutable fields; `if_match` is a resourceVersion (412 if stale)."""
-        body = _update_body(version, resources, alerts, clear_alerts)
+        body = _update_body(version, resources, alerts, clear_alerts, high_availability)
         return await self._client._send(self._calls.update(name, body, if_match))
 
     async def delete(self, name: str, *, if_match: str | int | None = None) -> None:

@@ -16,12 +16,14 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
-from kupe.server.providers.base import Provider
+from kupe.server.providers.base import HighAvailability, Provider
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
+from kupe.server.services.cluster import ClusterFeatures
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -78,6 +80,10 @@ class Runtime:
             self.plans,
             VersionCatalogue(offered=self.provider.offered_versions),
             self.clock,
+            features=ClusterFeatures(
+                high_availability=isinstance(self.provider, HighAvailability)
+                and self.provider.supports_high_availability()
+            ),
             oidc=OidcVerifier(oidc.issuer, oidc.audience or "", oidc.jwks_url, self.clock)
             if oidc.issuer
             else None,
@@ -91,8 +97,10 @@ class Runtime:
             auth_backoff_max=limits.auth_backoff_max_seconds,
             clock=self.clock,
         )
+        policy = RetryPolicy(settings.reconciler)
         self.kinds: list[AnyKind] = [
-            ClusterKind(self.provider, self.clock, RetryPolicy(settings.reconciler), self.metrics),
+            ClusterKind(self.provider, self.clock, policy, self.metrics),
+            TenantKind(self.db, self.clock, policy),
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler

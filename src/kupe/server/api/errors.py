@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from kupe.core.errors import (
     MalformedJson,
     MethodNotAllowed,
     NotFound,
+    NotImplementedYet,
     PayloadTooLarge,
     ServiceUnavailable,
     ValidationFailed,
@@ -42,6 +44,16 @@ ERROR_DESCRIPTIONS = {
     500: "Internal error; the body never carries internals",
     503: "Not ready yet, or a dependency is down; see Retry-After",
 }
+
+
+# Routes under these resources belong to the contract (API.md): one this installation has not
+# built answers 501, never 404, which clients read as "deleted".
+CONTRACT_PREFIXES = re.compile(
+    r"\A/api/v1/tenants/[^/]+/"
+    r"(clusters|apikeys|members|secrets|invoices|alertmanager|webhooks|audit)"
+    # ... but no dot-segments: a path that walks up is not a route of anything.
+    r"(?!.*(?:/|\A)\.\.?(?:/|\Z))(/|\Z)"
+)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -146,7 +158,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         error: KupeError
         if exc.status_code == 404:
-            error = NotFound("Route not found")
+            error = (
+                NotImplementedYet()
+                if CONTRACT_PREFIXES.match(request.url.path)
+                else NotFound("Route not found")
+            )
         elif exc.status_code == 413:
             error = PayloadTooLarge()
         elif exc.status_code == 405:

@@ -16,7 +16,7 @@ from kupe.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The console's sign-in and sign-out are plain HTML forms (they work before any script runs).
 FORM_PATH_PREFIX = "/console/"
 _FORM_MEDIA = "application/x-www-form-urlencoded"

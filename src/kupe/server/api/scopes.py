@@ -9,6 +9,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kupe.core.errors import TenantTerminating
+from kupe.core.phases import TenantPhase
 from kupe.server.db.refs import ObjectVersion
 from kupe.server.db.repositories.access import NamedObject
 from kupe.server.runtime import Runtime
@@ -17,6 +19,12 @@ from kupe.server.services.credential import Credential
 from kupe.server.services.unit import UnitOfWork
 
 log = structlog.get_logger("kupe")
+
+
+def _open(principal: Principal) -> None:
+    """Keys and members of a tenant being deleted stop working at once."""
+    if principal.tenant.phase is TenantPhase.TERMINATING and not principal.operator:
+        raise TenantTerminating()
 
 
 class RequestScopes:
@@ -31,13 +39,16 @@ class RequestScopes:
 
     @asynccontextmanager
     async def reading(
-        self, authorization: Credential, tenant: str
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-        """A read session and the authenticated caller."""
+        """A read session and the authenticated caller. A tenant being deleted is closed to
+        everything but reading the tenant itself (`while_terminating`)."""
         principal: Principal | None = None
         try:
             async with self.db.read() as session:
                 principal = await self.auth.authenticate(session, authorization, tenant)
+                if not while_terminating:
+                    _open(principal)
                 yield session, principal
         finally:
             if principal is not None:
@@ -68,6 +79,7 @@ class RequestScopes:
                         session, authorization, tenant, target, name
                     )
             principal = found[0]
+            _open(principal)
             yield found
         finally:
             if principal is not None:
@@ -80,6 +92,7 @@ class RequestScopes:
         the block ends and rolls back on an error; the reconcilers are woken after a commit."""
         principal = await self._authenticate(authorization, tenant)
         try:
+            _open(principal)
             async with AsyncExitStack() as stack:
                 unit = UnitOfWork(principal, self.db.write, stack)
                 yield unit

@@ -44,6 +44,9 @@ class ResourceVersionCounter(Base):
 
 
 class Tenant(Base):
+    """A tenant; its reconciler bookkeeping (LeaseMixin's columns, nullable here: only a tenant
+    being deleted has work due) finishes its deletion."""
+
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), nullable=False)
@@ -58,8 +61,20 @@ class Tenant(Base):
     # Set when deletion completed: the row stays, with its clusters' rows, for metering and
     # the final invoice; the name is free again and the tenant is gone from the API.
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_reconcile_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failure_count: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0"), default=0
+    )
 
     __table_args__ = (
+        Index(
+            "ix_tenants_due",
+            "next_reconcile_at",
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
         Index(
             "uq_tenants_live_name",
             "name",
@@ -111,14 +126,23 @@ class Cluster(LeaseMixin, Base):
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
     type: Mapped[str] = mapped_column(String(20), nullable=False)
     version: Mapped[str] = mapped_column(String(20), nullable=False)
-    # Quantities as the client wrote them, and exact normalised values for quota arithmetic.
-    cpu: Mapped[str] = mapped_column(String(40), nullable=False)
-    memory: Mapped[str] = mapped_column(String(40), nullable=False)
-    storage: Mapped[str] = mapped_column(String(40), nullable=False)
+    # Quantities exactly as the client set them (None: never set, the plan's default applies).
+    cpu: Mapped[str | None] = mapped_column(String(40))
+    memory: Mapped[str | None] = mapped_column(String(40))
+    storage: Mapped[str | None] = mapped_column(String(40))
+    # The effective allocation, as quantities (what was set, else the default at the time) and
+    # exactly, for quotas, metering and providers.
+    allocated_cpu: Mapped[str] = mapped_column(String(40), nullable=False)
+    allocated_memory: Mapped[str] = mapped_column(String(40), nullable=False)
+    allocated_storage: Mapped[str] = mapped_column(String(40), nullable=False)
     cpu_millis: Mapped[int] = mapped_column(BigInteger, nullable=False)
     memory_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     storage_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     alerts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    high_availability: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false"), default=False
+    )
+    ha_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
     resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
@@ -133,6 +157,13 @@ class Cluster(LeaseMixin, Base):
     ca_certificate: Mapped[str | None] = mapped_column(Text)
     conditions: Mapped[list[Condition]] = mapped_column(JSONType, nullable=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    # Control-plane replicas as the provider reports them.
+    ha_replicas_ready: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0"), default=0
+    )
+    ha_replicas_desired: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("1"), default=1
+    )
 
     __table_args__ = (
         Index(

@@ -17,6 +17,7 @@ from kupe.core.clock import Clock
 from kupe.core.errors import (
     AdminRequired,
     NotAMember,
+    NotFound,
     TenantSuspended,
     TenantTerminating,
     Unauthorized,
@@ -253,8 +254,12 @@ class AuthService:
     async def _member(self, session: AsyncSession, token: str, tenant_name: str) -> Principal:
         assert self.oidc is not None
         email = await self.oidc.email(token)
-        tenant = await TenantRepository(session).by_name(tenant_name)
+        tenants = TenantRepository(session)
+        tenant = await tenants.by_name(tenant_name)
         if tenant is None:
+            if await tenants.removed_owned_by(tenant_name, email):
+                # Its owner, who deleted it, learns it is gone (the hosted API's 404).
+                raise NotFound(f"Tenant {tenant_name!r} has been deleted")
             raise NotAMember()
         member = await MemberRepository(session, tenant.id).get(email)
         if member is None:

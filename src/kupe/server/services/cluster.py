@@ -16,6 +16,7 @@ from kupe.core.clock import Clock
 from kupe.core.conditions import Condition, set_condition
 from kupe.core.errors import (
     AlreadyExists,
+    BadRequest,
     ClusterTerminating,
     Conflict,
     DedicatedUnsupported,
@@ -33,7 +34,7 @@ from kupe.core.pagination import cut_page, page_query
 from kupe.core.phases import CONNECTABLE_PHASES, ClusterPhase
 from kupe.core.quantity import parse_cpu, parse_memory, parse_storage
 from kupe.core.versions import VersionCatalogue
-from kupe.schemas.cluster import ClusterCreate, ClusterUpdate, ConnectionDetails
+from kupe.schemas.cluster import ClusterCreate, ClusterUpdate, ConnectionDetails, ResourcesInput
 from kupe.server.db.engine import Database
 from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.db.refs import ObjectVersion, TenantRef
@@ -52,6 +53,13 @@ _AMOUNT_COLUMN = {"cpu": "cpu_millis", "memory": "memory_bytes", "storage": "sto
 
 
 @dataclass(frozen=True)
+class ClusterFeatures:
+    """What the provider's clusters can do, as far as the rules need to know."""
+
+    high_availability: bool = False
+
+
+@dataclass(frozen=True)
 class ClusterChange:
     """What a PATCH changes; None fields stay as they are."""
 
@@ -59,11 +67,16 @@ class ClusterChange:
     cpu: str | None = None
     memory: str | None = None
     storage: str | None = None
+    allocated_cpu: str | None = None
+    allocated_memory: str | None = None
+    allocated_storage: str | None = None
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     storage_bytes: int | None = None
     alerts: dict[str, Any] | None = None
     clear_alerts: bool = False
+    high_availability: bool | None = None
+    ha_enabled_at: datetime | None = None
 
     @property
     def empty(self) -> bool:
@@ -86,12 +99,18 @@ class ClusterChange:
 
 class ClusterService:
     def __init__(
-        self, db: Database, plans: PlanCatalogue, versions: VersionCatalogue, clock: Clock
+        self,
+        db: Database,
+        plans: PlanCatalogue,
+        versions: VersionCatalogue,
+        clock: Clock,
+        features: ClusterFeatures | None = None,
     ) -> None:
         self.db = db
         self.plans = plans
         self.versions = versions
         self.clock = clock
+        self.features = features or ClusterFeatures()
         self.views = RenderedViews()
 
     # -- reads -------------------------------------------------------------------------------
@@ -209,11 +228,13 @@ class ClusterService:
             raise DedicatedUnsupported(
                 f"The {plan.name} plan does not include dedicated clusters", field="type"
             )
+        if body.high_availability:
+            self._check_high_availability()
         defaults = self.plans.defaults(plan.name)
-        given = body.resources
-        cpu = (given.cpu if given else None) or defaults.cpu
-        memory = (given.memory if given else None) or defaults.memory
-        storage = (given.storage if given else None) or defaults.storage
+        given = body.resources or ResourcesInput()
+        cpu = given.cpu or defaults.cpu
+        memory = given.memory or defaults.memory
+        storage = given.storage or defaults.storage
         wanted = Amounts(parse_cpu(cpu), parse_memory(memory), parse_storage(storage))
 
         session = await unit.session()
@@ -225,13 +246,20 @@ class ClusterService:
             "display_name": body.display_name,
             "type": body.type,
             "version": version,
-            "cpu": cpu,
-            "memory": memory,
-            "storage": storage,
+            "cpu": given.cpu,
+            "memory": given.memory,
+            "storage": given.storage,
+            "allocated_cpu": cpu,
+            "allocated_memory": memory,
+            "allocated_storage": storage,
             "cpu_millis": wanted.cpu_millis,
             "memory_bytes": wanted.memory_bytes,
             "storage_bytes": wanted.storage_bytes,
             "alerts": body.alerts,
+            "high_availability": bool(body.high_availability),
+            "ha_enabled_at": now if body.high_availability else None,
+            "ha_replicas_ready": 0,
+            "ha_replicas_desired": 1,
             "generation": 1,
             "observed_generation": 0,
             "resource_version": await self.db.next_resource_version(session),
@@ -404,7 +432,9 @@ class ClusterService:
                     raise ValidationFailed(f"{key} cannot be null", field=f"resources.{key}")
                 amount = parse(text)
                 if text != getattr(row, key):
-                    values[key] = text
+                    values[key] = text  # now set by the client, and so echoed
+                if text != getattr(row, f"allocated_{key}"):
+                    values[f"allocated_{key}"] = text
                 if amount != getattr(row, _AMOUNT_COLUMN[key]):
                     values[_AMOUNT_COLUMN[key]] = amount
         if "alerts" in given:
@@ -414,7 +444,24 @@ class ClusterService:
                     values["clear_alerts"] = True
                 else:
                     values["alerts"] = alerts
+        if "high_availability" in given and patch.high_availability != row.high_availability:
+            if not patch.high_availability:
+                raise BadRequest(
+                    "high availability cannot be turned off once it is on",
+                    code="HA_DISABLE_UNSUPPORTED",
+                    field="highAvailability",
+                )
+            self._check_high_availability()
+            values.update(high_availability=True, ha_enabled_at=self.clock.now())
         return ClusterChange(**values)
+
+    def _check_high_availability(self) -> None:
+        if not self.features.high_availability:
+            raise BadRequest(
+                "this installation's provider does not run highly available control planes",
+                code="HA_UNSUPPORTED",
+                field="highAvailability",
+            )
 
     def _check_limits(
         self, principal: Principal, usage: Usage, wanted: Amounts, *, adding_cluster: bool

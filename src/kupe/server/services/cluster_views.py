@@ -5,21 +5,39 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 
-from kupe.schemas.cluster import Cluster
+from kupe.core.phases import PROVISIONING_PHASES, ClusterPhase
+from kupe.schemas.cluster import Cluster, HaPhase
 from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.db.refs import ObjectVersion
+
+HA_REPLICAS = 3
+
+
+def ha_phase(row: ClusterRow) -> HaPhase | None:
+    """Where a highly available control plane stands (None: high availability is off)."""
+    if not row.high_availability:
+        return None
+    if row.phase == ClusterPhase.MIGRATING:
+        return "migrating"
+    if row.ha_replicas_desired < HA_REPLICAS or row.phase in PROVISIONING_PHASES:
+        return "pending"  # the change is recorded; the provider has not started on it
+    if row.ha_replicas_ready >= row.ha_replicas_desired:
+        return "ha-healthy"
+    return "ha-degraded" if row.ha_replicas_ready > 0 else "ha-unavailable"
 
 
 def cluster_view(row: ClusterRow) -> Cluster:
     """The wire form of a cluster row."""
+    given = {"cpu": row.cpu, "memory": row.memory, "storage": row.storage}
     return Cluster.model_validate(
         {
             "name": row.name,
             "displayName": row.display_name,
             "type": row.type,
             "version": row.version,
-            "resources": {"cpu": row.cpu, "memory": row.memory, "storage": row.storage},
+            "resources": {k: v for k, v in given.items() if v is not None} or None,
             "alerts": row.alerts,
+            "highAvailability": row.high_availability,
             "resourceVersion": str(row.resource_version),
             "generation": row.generation,
             "createdAt": row.created_at.replace(microsecond=0),
@@ -27,8 +45,20 @@ def cluster_view(row: ClusterRow) -> Cluster:
                 "phase": row.phase,
                 "kubernetesVersion": row.kubernetes_version,
                 "endpoint": row.endpoint,
+                "allocatedResources": {
+                    "cpu": row.allocated_cpu,
+                    "memory": row.allocated_memory,
+                    "storage": row.allocated_storage,
+                },
                 "observedGeneration": row.observed_generation,
                 "conditions": row.conditions,
+                "haConfigured": row.high_availability,
+                "haEnabledAt": row.ha_enabled_at.replace(microsecond=0)
+                if row.ha_enabled_at
+                else None,
+                "haPhase": ha_phase(row),
+                "haReplicasReady": row.ha_replicas_ready,
+                "haReplicasDesired": row.ha_replicas_desired,
                 "metrics": row.metrics,
             },
         }

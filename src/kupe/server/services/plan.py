@@ -14,6 +14,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from kupe.core.errors import NotFound
 from kupe.core.names import name_problem
 from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
+from kupe.core.unlimited import UNLIMITED_COUNT, UNLIMITED_QUANTITY
 from kupe.schemas.plan import ObservabilityPool, Plan, ResourceAmounts
 
 _BUILT_IN: list[dict[str, Any]] = [
@@ -225,6 +226,33 @@ class PlanCatalogue:
         return self._defaults[name]
 
 
+UNLIMITED_POOL = ResourceAmounts(
+    cpu=UNLIMITED_QUANTITY, memory=UNLIMITED_QUANTITY, storage=UNLIMITED_QUANTITY
+)
+
+
+def plan_view(plan: Plan) -> Plan:
+    """A plan as the wire shows it: every limit present, "unlimited" written out (-1 for
+    counts, "unlimited" for quantities) instead of left out."""
+    obs = plan.observability_pool
+    return plan.model_copy(
+        update={
+            "max_clusters": UNLIMITED_COUNT if plan.max_clusters is None else plan.max_clusters,
+            "resource_pool": plan.resource_pool or UNLIMITED_POOL,
+            "observability_pool": ObservabilityPool(
+                max_active_series=_count(obs.max_active_series),
+                log_ingest_gb=_count(obs.log_ingest_gb),
+                retention_days=_count(obs.retention_days),
+                max_receivers=_count(obs.max_receivers),
+            ),
+        }
+    )
+
+
+def _count(value: int | None) -> int:
+    return UNLIMITED_COUNT if value is None else value
+
+
 def _numbers(entry: Any) -> Any:
     """YAML reads `cpu: 4` as a number; quantities are strings on the wire."""
     if not isinstance(entry, dict):
@@ -247,4 +275,13 @@ def _first(exc: ValidationError) -> str:
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
-__all__ = ["ZERO", "Amounts", "ObservabilityPool", "Plan", "PlanCatalogue", "PlanCatalogueError"]
+__all__ = [
+    "UNLIMITED_POOL",
+    "ZERO",
+    "Amounts",
+    "ObservabilityPool",
+    "Plan",
+    "PlanCatalogue",
+    "PlanCatalogueError",
+    "plan_view",
+]

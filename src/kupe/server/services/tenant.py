@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,16 +13,18 @@ from kupe.core.clock import Clock
 from kupe.core.errors import (
     AlreadyExists,
     Conflict,
+    Forbidden,
     ImmutableField,
     NotFound,
     PlanDowngradeBlocked,
+    RateLimited,
     ValidationFailed,
 )
 from kupe.core.etag import check_if_match
 from kupe.core.names import name_problem
 from kupe.core.phases import TenantPhase
 from kupe.schemas.tenant import Tenant as TenantView
-from kupe.schemas.tenant import TenantUpdate
+from kupe.schemas.tenant import TenantDelete, TenantUpdate
 from kupe.server.db.engine import Database
 from kupe.server.db.models import ApiKey, Member, Tenant
 from kupe.server.db.repositories.apikey import ApiKeyRepository
@@ -32,7 +34,7 @@ from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import ROLES, Principal, generate_api_key
 from kupe.server.services.cluster import ClusterService
 from kupe.server.services.limits import excesses
-from kupe.server.services.plan import PlanCatalogue
+from kupe.server.services.plan import UNLIMITED_POOL, PlanCatalogue
 from kupe.server.services.views import tenant_view
 
 
@@ -58,11 +60,17 @@ class IssuedKey:
     raw: str
 
 
+DELETION_INTERVAL = timedelta(minutes=1)
+
+
 class TenantService:
     def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
         self.db = db
         self.plans = plans
         self.clock = clock
+        # When each tenant's deletion was last asked for, in this process (a token bucket of
+        # one a minute, as the other rate limits, per process).
+        self._deletion_requests: dict[str, datetime] = {}
 
     async def create_tenant(
         self,
@@ -178,7 +186,7 @@ class TenantService:
         members = await MemberRepository(session, tenant.id).list()
         usage = await ClusterRepository(session, tenant.id).usage()
         plan = self.plans.get(tenant.plan) if tenant.plan in self.plans else None
-        pool = plan.resource_pool if plan else None
+        pool = (plan.resource_pool or UNLIMITED_POOL) if plan else None
         return tenant_view(tenant, members, usage, pool, await self.version(session, tenant.id))
 
     async def bump(self, session: AsyncSession, tenant: Tenant) -> None:
@@ -305,7 +313,55 @@ class TenantService:
             )
         remaining = await clusters.delete_all(session, tenant.id)
         await self.set_phase(session, tenant, TenantPhase.TERMINATING)
+        tenant.next_reconcile_at = self.clock.now()
         return remaining
+
+    async def request_deletion(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        body: TenantDelete,
+        clusters: ClusterService,
+    ) -> Tenant:
+        """The hosted API's DELETE /tenants/{tenant}: only its owner (the contact email) with
+        an OIDC token; the name typed to confirm; refused while clusters live unless
+        `cascade`; at most one request a minute. The tenant becomes Terminating and the
+        reconciler removes it once its clusters are gone."""
+        if (
+            principal.member_email is None
+            or principal.member_email != principal.tenant.contact_email
+        ):
+            raise Forbidden(
+                "Only the tenant's owner, signed in with OIDC as its contact email, may delete it",
+                code="owner_required",
+            )
+        self._throttle_deletion(principal.tenant_id)
+        if body.confirm != principal.tenant.name:
+            raise ValidationFailed("confirm must be the tenant's name", field="confirm")
+        tenant = await self.row(session, principal.tenant_id, for_update=True)
+        if tenant.phase == TenantPhase.TERMINATING:
+            raise Conflict("The tenant is already being deleted", code="already_terminating")
+        if not body.cascade and (await ClusterRepository(session, tenant.id).usage()).clusters:
+            raise Conflict(
+                "The tenant still has clusters; delete them first or send cascade: true",
+                code="clusters_exist",
+            )
+        await clusters.delete_all(session, tenant.id)
+        tenant.phase = TenantPhase.TERMINATING
+        tenant.next_reconcile_at = self.clock.now()
+        await self.bump(session, tenant)
+        return tenant
+
+    def _throttle_deletion(self, tenant_id: str) -> None:
+        now = self.clock.now()
+        last = self._deletion_requests.get(tenant_id)
+        if last is not None and now - last < DELETION_INTERVAL:
+            wait = int((DELETION_INTERVAL - (now - last)).total_seconds()) + 1
+            raise RateLimited(
+                "A tenant may be asked to be deleted once a minute",
+                headers={"Retry-After": str(wait)},
+            )
+        self._deletion_requests[tenant_id] = now
 
     async def finish_deletion(self, session: AsyncSession, tenant: Tenant) -> bool:
         """Remove a Terminating tenant once the reconciler has removed all its clusters. Its

@@ -9,7 +9,7 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
-from kupe.server.services.cluster import ClusterService
+from kupe.server.services.cluster import ClusterFeatures, ClusterService
 from kupe.server.services.console_session import ConsoleSessionService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
@@ -37,6 +37,7 @@ def build_services(
     versions: VersionCatalogue,
     clock: Clock,
     *,
+    features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
 ) -> Services:
     tenants = TenantService(db, plans, clock)
@@ -46,7 +47,7 @@ def build_services(
         versions=versions,
         auth=AuthService(clock, oidc=oidc, sessions=console_sessions),
         tenants=tenants,
-        clusters=ClusterService(db, plans, versions, clock),
+        clusters=ClusterService(db, plans, versions, clock, features),
         api_keys=ApiKeyService(tenants, clock),
         members=MemberService(tenants, clock),
         console_sessions=console_sessions,

@@ -37,6 +37,7 @@ ITEM = ClusterItem(
     memory_bytes=4 * 2**30,
     storage_bytes=20 * 2**30,
     alerts="",
+    high_availability=False,
     generation=1,
     observed_generation=0,
     phase=ClusterPhase.PENDING,
@@ -44,6 +45,8 @@ ITEM = ClusterItem(
     kubernetes_version=None,
     endpoint=None,
     ca_certificate=None,
+    ha_replicas_ready=0,
+    ha_replicas_desired=1,
     conditions=(),
     failure_count=0,
     resource_version=7,
@@ -133,6 +136,7 @@ def test_nothing_changes_when_observed_as_recorded() -> None:
         kubernetes_version="v1.36.3",
         endpoint="https://127.0.0.1:6443",
         ca_certificate="CA",
+        ha_replicas_ready=1,
     )
     again, _ = observed(recorded, recorded.spec, state(InfraPhase.READY), NOW)
     assert not again.changes(recorded)
@@ -205,3 +209,16 @@ async def test_a_permanent_error_fails_at_once_but_never_a_teardown() -> None:
     teardown = await kind(PermanentProviderError("stuck")).reconcile(replace(ITEM, deleting=True))
     assert (teardown.status.phase, teardown.result) == (None, Result.RETRY)
     assert teardown.status.failure_count == 1
+
+
+async def test_a_refused_change_to_a_running_cluster_never_fails_it() -> None:
+    running = replace(ITEM, phase=ClusterPhase.RUNNING, observed_generation=1, generation=2)
+    outcome = await kind(PermanentProviderError("1.38 is not installed")).reconcile(running)
+    assert outcome.status.phase is None  # keeps running what it ran
+    assert outcome.result is Result.RETRY
+    assert conditions(outcome.status)["UpToDate"] == {
+        **conditions(outcome.status)["UpToDate"],
+        "status": "False",
+        "reason": "ChangeRefused",
+        "message": "1.38 is not installed",
+    }

@@ -55,15 +55,26 @@ class TenantRepository(Repository):
     def add(self, tenant: Tenant) -> None:
         self.session.add(tenant)
 
-    async def remove(self, tenant_id: str, now: datetime) -> None:
-        """Mark the tenant removed and drop what only served access (members, keys, replayed
-        responses); the row and its clusters' rows stay for metering history."""
+    async def removed_owned_by(self, name: str, email: str) -> bool:
+        """Whether a removed tenant of this name had `email` as its owner (contact email)."""
+        stmt = select(Tenant.id).where(
+            Tenant.name == name, Tenant.removed_at.is_not(None), Tenant.contact_email == email
+        )
+        return (await self.session.scalars(stmt.limit(1))).first() is not None
+
+    async def forget_access(self, tenant_id: str) -> None:
+        """Drop what only served access to a removed tenant: members, keys, remembered
+        responses. Its row and its clusters' rows stay for metering history."""
         for model in (Member, ApiKey, IdempotencyRecord):
             await self.session.execute(
                 delete(model)
                 .where(model.tenant_id == tenant_id)
                 .execution_options(synchronize_session=False)
             )
+
+    async def remove(self, tenant_id: str, now: datetime) -> None:
+        """Mark the tenant removed and forget its access (see forget_access)."""
+        await self.forget_access(tenant_id)
         await self.session.execute(
             update(Tenant)
             .where(Tenant.id == tenant_id)

@@ -32,6 +32,7 @@ from kupe.server.reconciler.kinds.cluster_rules import (
     ClusterStatusUpdate,
     failed,
     observed,
+    refused,
     retrying,
 )
 from kupe.server.reconciler.policy import RetryPolicy
@@ -173,9 +174,12 @@ class ClusterKind:
     ) -> ClusterOutcome:
         spec = item.spec
         state = await self.provider.observe(item.id)
-        if state is None or (
-            not state.matches(spec)
-            and state.phase in (InfraPhase.CREATING, InfraPhase.READY, InfraPhase.UNHEALTHY)
+        # Unhealthy is ensured even when it matches: that is how a provider brings dead parts
+        # of a cluster back (a provider with nothing to restart does nothing).
+        if (
+            state is None
+            or state.phase is InfraPhase.UNHEALTHY
+            or (not state.matches(spec) and state.phase in (InfraPhase.CREATING, InfraPhase.READY))
         ):
             check_lease()
             state = await self.provider.ensure(spec)
@@ -201,16 +205,15 @@ class ClusterKind:
     def _permanent(
         self, item: ClusterItem, exc: PermanentProviderError, now: datetime
     ) -> ClusterOutcome:
+        failures = item.failure_count + 1
         if item.deleting:
             # Teardown must finish eventually: keep trying, slowly.
-            failures = item.failure_count + 1
-            return Outcome(
-                ClusterStatusUpdate(failure_count=failures),
-                self.policy.backoff(failures),
-                result=Result.RETRY,
-                error=str(exc),
-            )
-        return self._fail(item, str(exc), now, Result.FAILED)
+            update = ClusterStatusUpdate(failure_count=failures)
+        elif item.phase not in PROVISIONING_PHASES:
+            update = refused(item, failures, str(exc), now)
+        else:
+            return self._fail(item, str(exc), now, Result.FAILED)
+        return Outcome(update, self.policy.backoff(failures), result=Result.RETRY, error=str(exc))
 
     def _fail(
         self, item: ClusterItem, reason: str, now: datetime, result: Result

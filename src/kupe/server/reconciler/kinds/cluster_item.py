@@ -30,6 +30,7 @@ class ClusterItem:
     memory_bytes: int
     storage_bytes: int
     alerts: str
+    high_availability: bool
     generation: int
     observed_generation: int
     phase: ClusterPhase
@@ -37,6 +38,8 @@ class ClusterItem:
     kubernetes_version: str | None
     endpoint: str | None
     ca_certificate: str | None
+    ha_replicas_ready: int
+    ha_replicas_desired: int
     conditions: tuple[Condition, ...]
     failure_count: int
     resource_version: int
@@ -56,6 +59,7 @@ class ClusterItem:
             memory_bytes=self.memory_bytes,
             storage_bytes=self.storage_bytes,
             alerts=self.alerts,
+            high_availability=self.high_availability,
         )
 
 
@@ -79,6 +83,7 @@ _COLUMNS = (
     _C.memory_bytes,
     _C.storage_bytes,
     _C.alerts,
+    _C.high_availability,
     _C.generation,
     _C.observed_generation,
     _C.phase,
@@ -86,6 +91,8 @@ _COLUMNS = (
     _C.kubernetes_version,
     _C.endpoint,
     _C.ca_certificate,
+    _C.ha_replicas_ready,
+    _C.ha_replicas_desired,
     _C.conditions,
     _C.failure_count,
     _C.resource_version,
@@ -103,6 +110,7 @@ def _make(row: Sequence[Any], lease: str) -> ClusterItem:
         memory_bytes,
         storage_bytes,
         alerts,
+        high_availability,
         generation,
         observed_generation,
         phase,
@@ -110,6 +118,8 @@ def _make(row: Sequence[Any], lease: str) -> ClusterItem:
         kubernetes_version,
         endpoint,
         ca_certificate,
+        ha_replicas_ready,
+        ha_replicas_desired,
         conditions,
         failure_count,
         resource_version,
@@ -125,6 +135,7 @@ def _make(row: Sequence[Any], lease: str) -> ClusterItem:
         memory_bytes=memory_bytes,
         storage_bytes=storage_bytes,
         alerts=canonical_alerts(alerts),
+        high_availability=bool(high_availability),
         generation=generation,
         observed_generation=observed_generation,
         phase=ClusterPhase(phase),
@@ -132,6 +143,8 @@ def _make(row: Sequence[Any], lease: str) -> ClusterItem:
         kubernetes_version=kubernetes_version,
         endpoint=endpoint,
         ca_certificate=ca_certificate,
+        ha_replicas_ready=ha_replicas_ready,
+        ha_replicas_desired=ha_replicas_desired,
         conditions=tuple(conditions),
         failure_count=failure_count,
         resource_version=resource_version,

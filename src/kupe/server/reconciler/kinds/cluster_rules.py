@@ -35,6 +35,27 @@ class Infrastructure:
     kubernetes_version: str
     endpoint: str
     ca_certificate: str
+    replicas_ready: int
+    replicas_desired: int
+
+    @classmethod
+    def of(cls, state: InfraState) -> Infrastructure:
+        return cls(
+            state.kubernetes_version,
+            state.endpoint,
+            state.ca_certificate,
+            state.control_plane_replicas_ready,
+            state.control_plane_replicas_desired,
+        )
+
+    def shown(self) -> tuple[str, str, str, int, int]:
+        return (
+            self.kubernetes_version,
+            self.endpoint,
+            self.ca_certificate,
+            self.replicas_ready,
+            self.replicas_desired,
+        )
 
 
 @dataclass(frozen=True)
@@ -58,10 +79,13 @@ class ClusterStatusUpdate:
         if self.conditions is not None:
             values["conditions"] = list(self.conditions)
         if self.infrastructure is not None:
+            infra = self.infrastructure
             values.update(
-                kubernetes_version=self.infrastructure.kubernetes_version,
-                endpoint=self.infrastructure.endpoint,
-                ca_certificate=self.infrastructure.ca_certificate,
+                kubernetes_version=infra.kubernetes_version,
+                endpoint=infra.endpoint,
+                ca_certificate=infra.ca_certificate,
+                ha_replicas_ready=infra.replicas_ready,
+                ha_replicas_desired=infra.replicas_desired,
             )
         if self.removed:
             values["removed_at"] = now
@@ -80,8 +104,14 @@ class ClusterStatusUpdate:
             or (self.conditions is not None and self.conditions != item.conditions)
             or (
                 infra is not None
-                and (infra.kubernetes_version, infra.endpoint, infra.ca_certificate)
-                != (item.kubernetes_version, item.endpoint, item.ca_certificate)
+                and infra.shown()
+                != (
+                    item.kubernetes_version,
+                    item.endpoint,
+                    item.ca_certificate,
+                    item.ha_replicas_ready,
+                    item.ha_replicas_desired,
+                )
             )
         )
 
@@ -127,11 +157,7 @@ def observed(
         else f"Applying generation {item.generation}",
         now,
     )
-    infrastructure = (
-        Infrastructure(state.kubernetes_version, state.endpoint, state.ca_certificate)
-        if provisioned
-        else None
-    )
+    infrastructure = Infrastructure.of(state) if provisioned else None
     update = ClusterStatusUpdate(
         failure_count=0,
         phase=phase,
@@ -168,3 +194,10 @@ def failed(item: ClusterItem, reason: str, now: datetime) -> ClusterStatusUpdate
         phase=ClusterPhase.FAILED,
         conditions=tuple(conditions),
     )
+
+
+def refused(item: ClusterItem, failures: int, reason: str, now: datetime) -> ClusterStatusUpdate:
+    """The provider refused a change to a cluster that serves: it keeps serving what it ran
+    before (never Failed: that is for provisioning), and UpToDate says why."""
+    conditions = set_condition(item.conditions, "UpToDate", False, "ChangeRefused", reason, now)
+    return ClusterStatusUpdate(failure_count=failures, conditions=tuple(conditions))
