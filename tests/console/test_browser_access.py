@@ -137,6 +137,7 @@ def test_the_tenant_page_shows_usage_and_guards_downgrades(
     page.get_by_role("button", name="Change plan").click()
     expect(page.locator("#live")).to_have_text("Plan changed to business")
     expect(page.locator("#usage")).to_contain_text("6 of 64")
+    expect(page.locator("#facts")).to_contain_text("1 of 20")
     shots.take(page, "tenant", full_page=True)
 
 

@@ -31,6 +31,10 @@ def test_a_cluster_from_creation_to_deletion(
         expect(page.get_by_label(label, exact=True)).to_be_visible()
     version = page.get_by_label("Version", exact=True)
     expect(version.locator("option", has_text="default")).to_have_count(1)
+    # The bootstrap tenant's enterprise plan has no limits, and says so.
+    expect(page.locator("#plan")).to_contain_text("of unlimited")
+    expect(page.locator("#plan")).to_contain_text("pool unlimited")
+    expect(page.locator("#plan")).not_to_contain_text("NaN")
     page.get_by_label("Name", exact=True).fill("web")
     page.get_by_label("Display name", exact=True).fill("Web shop")
     version.select_option("1.36")
@@ -86,6 +90,13 @@ def test_a_cluster_from_creation_to_deletion(
     page.get_by_label("Memory", exact=True).fill("lots")
     page.get_by_role("button", name="Resize").click()
     expect(page.get_by_label("Memory", exact=True)).to_have_attribute("aria-invalid", "true")
+
+    page.get_by_role("button", name="Enable high availability").click()
+    facts = page.locator("#facts")
+    healthy = re.compile(r"High availability\s*on \(ha-healthy, 3 of 3 replicas ready\)")
+    expect(facts).to_contain_text(healthy, timeout=RUNNING_DEADLINE_MS)
+    expect(page.locator("#phase")).to_have_text("Running", timeout=RUNNING_DEADLINE_MS)
+    expect(page.get_by_role("button", name="Enable high availability")).to_be_hidden()
 
     delete = page.get_by_role("button", name="Delete cluster")
     expect(delete).to_be_disabled()

@@ -29,6 +29,9 @@ function renderFacts() {
     fact("Version", `${cluster.version}${s.kubernetesVersion ? ` (running ${s.kubernetesVersion})` : ""}`),
     fact("Resources", describeResources(s.allocatedResources || cluster.resources)),
     fact("Endpoint", s.endpoint || "—"),
+    fact("High availability", cluster.highAvailability
+      ? `on${s.haPhase ? ` (${s.haPhase}, ${s.haReplicasReady ?? 0} of ${s.haReplicasDesired ?? 3} replicas ready)` : ""}`
+      : "off"),
     fact("Generation", `${cluster.generation} (applied: ${s.observedGeneration ?? 0})`),
     fact("Created", timeEl(cluster.createdAt)),
   ].flat());
@@ -92,6 +95,22 @@ function renderUpgrade() {
   button.disabled = phase !== "Running";
 }
 
+function renderHa() {
+  if (!admin) return;
+  const button = $("#enable-ha");
+  const phase = cluster.status?.phase;
+  if (cluster.highAvailability) {
+    $("#ha-info").textContent = "On: the control plane runs three replicas.";
+    button.hidden = true;
+    return;
+  }
+  $("#ha-info").textContent = phase === "Running"
+    ? "Off. Turning it on moves the cluster through Migrating; it cannot be turned off again."
+    : `Off. It can be turned on while the cluster is Running (now ${phase}).`;
+  button.hidden = false;
+  button.disabled = phase !== "Running";
+}
+
 function fillResize() {
   const form = $("#resize");
   if (!admin || form.dataset.filled === String(cluster.generation)) return;
@@ -135,6 +154,7 @@ async function refresh() {
       renderPhase();
       renderFacts();
       renderUpgrade();
+      renderHa();
       fillResize();
       renderConnection();
       loadEvents();
@@ -174,7 +194,7 @@ async function patch(body, form, button) {
     const answer = await api("PATCH", path, { body, ifMatch: etag });
     cluster = answer.data;
     etag = answer.etag;
-    renderPhase(); renderFacts(); renderUpgrade();
+    renderPhase(); renderFacts(); renderUpgrade(); renderHa();
     return true;
   } catch (error) {
     const extra = error.status === 412 ? "The cluster changed meanwhile; the page now shows its latest state." : "";
@@ -191,6 +211,11 @@ function wireAdmin() {
   $("#upgrade").addEventListener("click", async (event) => {
     const version = event.currentTarget.dataset.version;
     if (await patch({ version }, null, event.currentTarget)) announce(`Upgrading to ${version}`);
+  });
+  $("#enable-ha").addEventListener("click", async (event) => {
+    if (await patch({ highAvailability: true }, null, event.currentTarget)) {
+      announce("Enabling high availability");
+    }
   });
   $("#resize").addEventListener("submit", async (event) => {
     event.preventDefault();

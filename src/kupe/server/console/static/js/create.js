@@ -2,22 +2,22 @@
 // left of the pool, dedicated clusters only where the plan has them; errors at their field.
 
 import { api, tenantPath, newIdempotencyKey } from "./api.js";
-import { $, h, busy, clearErrors, showError, showFieldError, quantity, formatAmount } from "./ui.js";
+import { $, h, busy, clearErrors, showError, showFieldError, quantity, formatAmount, limit } from "./ui.js";
 
 const tenant = document.body.dataset.tenant;
 const form = $("#create");
 const KINDS = ["cpu", "memory", "storage"];
 
 function remaining(pool, allocated, kind) {
-  if (!pool || pool[kind] === undefined) return null;
-  return quantity(pool[kind]) - quantity(allocated?.[kind] || "0");
+  const most = limit(pool?.[kind]);
+  return most === null ? null : quantity(most) - quantity(allocated?.[kind] || "0");
 }
 
 function describePlan(plan, status) {
   const pool = plan.resourcePool;
   const used = status.clusterCount ?? 0;
-  const limit = plan.maxClusters ?? null;
-  const items = [h("li", {}, `Clusters: ${used} of ${limit === null ? "unlimited" : limit}`)];
+  const most = limit(plan.maxClusters);
+  const items = [h("li", {}, `Clusters: ${used} of ${most === null ? "unlimited" : most}`)];
   for (const kind of KINDS) {
     const left = remaining(pool, status.allocatedResources, kind);
     items.push(h("li", {}, `${kind.toUpperCase()}: default ${plan.defaultClusterResources?.[kind] || "—"}, `,

@@ -2,11 +2,13 @@
 // the plan's pool as a bar per resource.
 
 import { api, tenantPath } from "./api.js";
-import { $, h, announce, busy, clearErrors, showFieldError, showError, quantity, formatAmount, timeEl } from "./ui.js";
+import {
+  $, h, announce, busy, clearErrors, showFieldError, showError, quantity, formatAmount, timeEl, limit,
+} from "./ui.js";
 
 function bar(kind, used, pool) {
   const label = `${kind.toUpperCase()}`;
-  if (!pool) {
+  if (limit(pool) === null) {
     return h("div", { class: "usage" }, h("span", { class: "usage-label" }, label), ` ${used} allocated; the pool is unlimited`);
   }
   const max = quantity(pool);
@@ -27,7 +29,7 @@ async function render(info) {
   $("#facts").replaceChildren(...[
     fact("Name", info.name), fact("Display name", info.displayName),
     fact("Contact", info.contactEmail), fact("Plan", plan.displayName || plan.name),
-    fact("Phase", status.phase), fact("Clusters", `${status.clusterCount ?? 0} of ${plan.maxClusters ?? "unlimited"}`),
+    fact("Phase", status.phase), fact("Clusters", `${status.clusterCount ?? 0} of ${limit(plan.maxClusters) ?? "unlimited"}`),
     fact("Created", timeEl(info.createdAt)),
   ].flat());
   const pool = status.poolResources || plan.resourcePool || null;
@@ -51,7 +53,7 @@ async function wirePlan(info) {
   if (!form || !info) return;
   const plans = (await api("GET", "/api/v1/plans")).data.items || [];
   $("#t-plan").replaceChildren(...plans.map((p) => h("option", { value: p.name, selected: p.name === info.plan },
-    `${p.displayName || p.name} — £${p.platformFee}/month, up to ${p.maxClusters ?? "unlimited"} clusters`)));
+    `${p.displayName || p.name} — £${p.platformFee}/month, up to ${limit(p.maxClusters) ?? "unlimited"} clusters`)));
   $("#t-plan-hint").textContent = "Moving to a smaller plan is refused while the tenant uses more than it allows.";
   // Enabled only now, so nothing is chosen before the plans are there.
   $("#t-plan").disabled = false;

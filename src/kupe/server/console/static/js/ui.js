@@ -110,6 +110,13 @@ export function quantity(text) {
   return factor === undefined ? NaN : Number(match[1]) * factor;
 }
 
+// A plan limit, or null when there is none (the API writes "unlimited", or -1 for counts).
+export function limit(value) {
+  if (value === undefined || value === null || value === "unlimited") return null;
+  if (typeof value === "number" && value < 0) return null;
+  return value;
+}
+
 export function formatAmount(kind, value) {
   if (!Number.isFinite(value)) return "?";
   if (kind === "cpu") return String(Math.round(value * 1000) / 1000);
