@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from kupe.server.db.engine import Database
 from tests.support.harness import Kupe, running_kupe, test_settings
@@ -16,6 +17,10 @@ from tests.support.openbao import OpenBaoServer, openbao_server
 from tests.support.postgres import PostgresHandle, postgres_server
 
 TEMPLATE_DB = "kupe_template"
+# Property tests check rules, not speed: on a loaded 2-core machine an example can take longer
+# than hypothesis's default 200 ms deadline, which would fail a correct test.
+settings.register_profile("kupe", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kupe")
 
 
 def _migrate(url: str) -> None:

@@ -255,7 +255,8 @@ def test_kubeconfig_is_read_by_kubectl(cli: Cli, tmp_path: Path) -> None:
     assert ctx["context"] == {"cluster": context, "user": context}
     exec_ = view["users"][0]["user"]["exec"]
     assert exec_["apiVersion"] == "client.authentication.k8s.io/v1"
-    assert exec_["command"] == "kupe"
+    # The absolute path of this kupe, so kubectl finds it outside the venv (issue 12, item 12).
+    assert exec_["command"] == str(KUPE_BIN.resolve())
     assert exec_["args"][:2] == ["auth", "get-token"]
     assert cli.live.key not in target.read_text()  # no secret inside
 
@@ -268,7 +269,9 @@ def test_kubeconfig_is_read_by_kubectl(cli: Cli, tmp_path: Path) -> None:
     credential = json.loads(token.stdout)
     assert credential["kind"] == "ExecCredential"
     assert credential["apiVersion"] == "client.authentication.k8s.io/v1"
-    assert credential["status"]["token"] == cli.live.key
+    # A token for this cluster only; the API key itself never reaches kubectl or the cluster.
+    assert credential["status"]["token"].startswith("kct_")
+    assert cli.live.key not in token.stdout
     cli.invoke("clusters", "delete", name, "--yes")
 
 

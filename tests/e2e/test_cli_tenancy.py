@@ -179,11 +179,29 @@ def test_profiles_and_environment_precedence(live_server: LiveKupe, tmp_path: Pa
         invoke(live_server, tmp_path, "clusters", "kubeconfig", name, **local).stdout
     )
     args = document["users"][0]["user"]["exec"]["args"]
-    assert args == ["auth", "get-token", "--tenant", "default", "--profile", "local"]
+    assert args == [
+        "auth", "get-token", "--tenant", "default", "--cluster", name,
+        "--api-url", live_server.url, "--profile", "local",
+    ]  # fmt: skip
+
+    # The plugin brings a short-lived token for this cluster, never the API key, and keeps it.
+    get_token = ("auth", "get-token", "--cluster", name, "--profile", "local")
+    first = json.loads(invoke(live_server, tmp_path, *get_token, **NO_ENV).stdout)["status"]
+    assert first["token"].startswith("kct_")
+    assert live_server.key not in json.dumps(first)
+    assert first["expirationTimestamp"].endswith("Z")
+    again = json.loads(invoke(live_server, tmp_path, *get_token, **NO_ENV).stdout)["status"]
+    assert again == first
+    [cached] = (tmp_path / ".cache" / "kupe" / "credentials").iterdir()
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cached.parent.stat().st_mode) == 0o700
     invoke(live_server, tmp_path, "clusters", "delete", name, "--yes", **local)
 
-    token = invoke(live_server, tmp_path, "auth", "get-token", "--profile", "local", **NO_ENV)
-    assert json.loads(token.stdout)["status"]["token"] == live_server.key
-    no_key = invoke(live_server, tmp_path, "auth", "get-token", "--profile", "down", **NO_ENV)
+    without = invoke(live_server, tmp_path, "auth", "get-token", "--profile", "local", **NO_ENV)
+    assert without.exit_code == 1
+    assert "--cluster is required" in without.stderr
+    no_key = invoke(
+        live_server, tmp_path, "auth", "get-token", "--cluster", name, "--profile", "down", **NO_ENV
+    )
     assert no_key.exit_code == 1
     assert "no API key configured" in no_key.stderr

@@ -277,7 +277,7 @@ async def test_a_process_reclaiming_its_own_expired_claim_gets_a_new_lease(
         acme = await kupe.tenant()
         await kupe.create_cluster(acme, "web")
         reconciler = kupe.runtime.reconciler
-        [kind] = kupe.runtime.kinds
+        kind = next(k for k in kupe.runtime.kinds if k.name == "cluster")
         old = await claim_one(kupe, reconciler, kind)  # type: ignore[arg-type]
         kupe.clock.advance(settings.reconciler.lease_seconds + 1)
         new = await claim_one(kupe, reconciler, kind)  # type: ignore[arg-type]

@@ -269,7 +269,7 @@ async def test_spec_change_during_reconcile_is_not_overwritten(kupe: Kupe) -> No
         acme.url("/clusters/web"), json={"resources": {"cpu": "2"}}, headers=acme.headers
     )
     outcome = Outcome(ClusterStatusUpdate(0, observed_generation=item.generation), 300)
-    [kind] = kupe.runtime.kinds
+    kind = next(k for k in kupe.runtime.kinds if k.name == "cluster")
     async with kupe.runtime.db.write() as session:
         result = await kind.write(
             session, item, outcome, resource_version=None, next_at=now, now=now

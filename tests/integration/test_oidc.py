@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from kupe.server.settings import Settings
 from tests.support.harness import Kupe, running_kupe, test_settings
@@ -258,3 +259,49 @@ def _unsigned(issuer: Issuer, now: float) -> str:
 def _without_exp(issuer: Issuer, now: float) -> str:
     claims = {k: v for k, v in _claims(issuer, now).items() if k != "exp"}
     return jwt.encode(claims, issuer.key, algorithm="RS256", headers={"kid": issuer.kid})
+
+
+async def test_a_members_cluster_token_follows_the_member(kupe_oidc: Kupe, issuer: Issuer) -> None:
+    kupe = kupe_oidc
+    admin = await _admin_headers(kupe)
+    created = await kupe.client.post(
+        "/api/v1/tenants/acme/clusters",
+        json={"name": "web", "displayName": "Web", "type": "shared"},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    await kupe.run_for(9)
+    async with kupe.runtime.db.read() as session:
+        web = await session.scalar(text("SELECT id FROM clusters WHERE name = 'web'"))
+    ops = issuer.token("ops@acme.example.com", now=kupe.clock.now())
+    issued = await kupe.client.post(
+        "/api/v1/tenants/acme/clusters/web/credentials", json={}, headers=_bearer(ops)
+    )
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+
+    async def reviewed() -> dict[str, Any]:
+        response = await kupe.client.post(
+            f"/internal/v1/clusters/{web}/tokenreview", json={"spec": {"token": token}}
+        )
+        status: dict[str, Any] = response.json()["status"]
+        return status
+
+    first = await reviewed()
+    assert first["user"] == {
+        "username": "kupe:member:ops@acme.example.com",
+        "uid": first["user"]["uid"],
+        "groups": ["kupe:admin"],
+    }
+    demoted = await kupe.client.patch(
+        "/api/v1/tenants/acme/members/ops%40acme.example.com",
+        json={"role": "readonly"},
+        headers=admin,
+    )
+    assert demoted.status_code == 200
+    assert (await reviewed())["user"]["groups"] == ["kupe:readonly"]
+    removed = await kupe.client.delete(
+        "/api/v1/tenants/acme/members/ops%40acme.example.com", headers=admin
+    )
+    assert removed.status_code == 204
+    assert (await reviewed())["authenticated"] is False

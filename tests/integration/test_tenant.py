@@ -41,7 +41,7 @@ async def test_get_tenant_has_members_status_and_etag(kupe: Kupe) -> None:
     assert body["status"] == {
         "phase": "Active",
         "clusterCount": 0,
-        "allocatedResources": {"cpu": "0", "memory": "0", "storage": "0"},
+        "allocatedResources": {"cpu": "0", "memory": "0Gi", "storage": "0Gi"},
         "poolResources": {"cpu": "8", "memory": "32Gi", "storage": "200Gi"},
     }
     assert "currentUsage" not in body["status"]

@@ -359,7 +359,11 @@ def cluster_kubeconfig(
     name: Name,
     write: Annotated[
         Path | None,
-        typer.Option("--write", help="Write to this file (mode 0600) instead of stdout."),
+        typer.Option(
+            "--write",
+            help="Write to this file (mode 0600) instead of stdout; an existing kubeconfig "
+            "is merged into, keeping its other entries.",
+        ),
     ] = None,
     merge: Annotated[
         bool,
@@ -367,6 +371,13 @@ def cluster_kubeconfig(
             "--merge",
             help="Merge into the --write file (default: $KUBECONFIG or ~/.kube/config), "
             "keeping its other entries, and make this context current.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace entries of the same name that differ, or a file that is no kubeconfig.",
         ),
     ] = False,
     profile: ProfileOpt = None,
@@ -377,6 +388,8 @@ def cluster_kubeconfig(
     with connect(profile, tenant, api_url) as client:
         document = client.clusters.kubeconfig(name)
         chosen_profile = client.settings.profile
+    # kubectl runs the plugin from wherever it is: name this kupe, not whatever is on PATH.
+    kubeconfig_file.use_executable(document, kubeconfig_file.kupe_executable())
     if chosen_profile:
         # Pin the profile, so switching `kupe config use` later cannot hand this cluster
         # another installation's token.
@@ -386,8 +399,7 @@ def cluster_kubeconfig(
         return
     target = write or kubeconfig_file.default_path()
     try:
-        if merge:
-            document = kubeconfig_file.merge(kubeconfig_file.read(target), document)
+        document = kubeconfig_file.merge_into(target, document, force=force)
         kubeconfig_file.write(target, document)
     except (kubeconfig_file.KubeconfigFileError, OSError) as exc:
         fail(str(exc))

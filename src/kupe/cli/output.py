@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,10 @@ from rich.text import Text
 from kupe.sdk.errors import APIError, ConfigurationError, SDKError
 
 M = TypeVar("M", bound=BaseModel)
+# C0, DEL and C1: what a terminal would act on (escape sequences, title changes, clears).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# json.dumps escapes C0 itself; DEL and C1 pass through with ensure_ascii=False.
+_JSON_UNESCAPED = re.compile("[\x7f-\x9f]")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -55,6 +60,28 @@ OutputOpt = Annotated[
 ]
 
 
+def clean(text: str) -> str:
+    """`text` safe to print: each control character becomes U+FFFD, visibly."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+def _clean_data(data: object) -> object:
+    if isinstance(data, str):
+        return clean(data)
+    if isinstance(data, dict):
+        return {
+            clean(key) if isinstance(key, str) else key: _clean_data(v) for key, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [_clean_data(item) for item in data]
+    return data
+
+
+def cleaned(model: M) -> M:
+    """A copy of a server's answer with every string safe to print on a terminal."""
+    return type(model).model_validate(_clean_data(model.model_dump(by_alias=True)))
+
+
 def stdout() -> Console:
     # Not a terminal: don't wrap tables at 80 columns, the reader is a file or a pipe.
     return Console(width=None if sys.stdout.isatty() else 1000, highlight=False)
@@ -84,15 +111,17 @@ def wire(model: BaseModel) -> dict[str, object]:
 def dump(data: object, fmt: OutputFormat) -> None:
     """Print JSON or YAML on stdout."""
     if fmt is OutputFormat.yaml:
+        # YAML escapes every non-printable character itself ("\e", "\x9B").
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     else:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        sys.stdout.write(_JSON_UNESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def show(item: M, fmt: OutputFormat, table: Callable[[M], RenderableType]) -> None:
     """Print one object: `table(item)` for people, else its wire form."""
     if fmt is OutputFormat.table:
-        render(table(item))
+        render(table(cleaned(item)))
     else:
         dump(wire(item), fmt)
 
@@ -108,7 +137,7 @@ def show_list(
         if not items:
             note(empty)
             return
-        render(table(items))
+        render(table([cleaned(item) for item in items]))
     else:
         dump({"items": [wire(item) for item in items]}, fmt)
 
@@ -155,7 +184,7 @@ def timestamp(moment: datetime | None) -> str | None:
 
 def note(message: str) -> None:
     """A message for the person at the terminal, on stderr so stdout stays parseable."""
-    typer.echo(message, err=True)
+    typer.echo(clean(message), err=True)
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -165,7 +194,7 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {clean(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -59,28 +59,62 @@ def _configuration_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _server_settings(**overrides: Any) -> Settings:
+    """Settings for a server-side command, whose files are then owner-only (see datadir)."""
+    from kupe.server.datadir import secure_data_dir
+
+    settings = _settings(**overrides)
+    secure_data_dir(settings)
+    return settings
+
+
+def banner(settings: Settings, port: int) -> str:
+    """What `kupe serve` prints once it listens: where it is and where its things are."""
+    from sqlalchemy.engine import make_url
+
+    from kupe import __version__
+
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    rows = [
+        ("API docs", f"{url}/docs"),
+        ("Data dir", str(settings.data_dir.resolve())),
+        ("Database", database),
+        ("Provider", settings.provider),
+    ]
+    key_file = settings.data_dir / "bootstrap-api-key"
+    if key_file.exists():
+        rows.append(("Admin API key", f"{key_file} (tenant default)"))
+    lines = [f"Kupe {__version__} is serving {url}"]
+    lines += [f"  {label + ':':<15}{value}" for label, value in rows]
+    if key_file.exists():
+        lines += [
+            "",
+            f'  export KUPE_API_URL={url} KUPE_TENANT=default KUPE_API_KEY="$(cat {key_file})"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (KUPE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (KUPE_PORT).")] = None,
 ) -> None:
     """Run the API and its reconciler in the foreground."""
-    import uvicorn
-
     from kupe.server.app import create_app
     from kupe.server.logging import configure_logging
+    from kupe.server.serving import serve_app
 
-    settings = _settings(host=host, port=port)
+    settings = _server_settings(host=host, port=port)
     configure_logging(settings)
     with _configuration_errors():
         app = create_app(settings, bootstrap=True, freeze_heap=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+
+    def announce(bound: int) -> None:
+        sys.stdout.write(banner(settings, bound))
+        sys.stdout.flush()
+
+    serve_app(app, settings, settings.port, on_listening=announce)
 
 
 def reconciler(
@@ -93,21 +127,13 @@ def reconciler(
     from kupe.server.logging import configure_logging
     from kupe.server.runtime import Runtime
 
-    settings = _settings(reconciler_port=port)
+    settings = _server_settings(reconciler_port=port)
     configure_logging(settings)
     if settings.reconciler.port is not None:
-        import uvicorn
-
         from kupe.server.app import create_reconciler_app
+        from kupe.server.serving import serve_app
 
-        uvicorn.run(
-            create_reconciler_app(settings),
-            host=settings.host,
-            port=settings.reconciler.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+        serve_app(create_reconciler_app(settings), settings, settings.reconciler.port)
         return
 
     async def main() -> None:
@@ -131,7 +157,7 @@ def db_upgrade() -> None:
     """Apply database migrations (safe to run from several replicas at once)."""
     from kupe.server.db.engine import Database
 
-    settings = _settings()
+    settings = _server_settings()
 
     async def main() -> str | None:
         db = Database(settings.effective_database_url, timeout=settings.database.timeout_seconds)
@@ -153,7 +179,7 @@ def _admin(action: Callable[[Admin], Awaitable[dict[str, Any]]]) -> None:
     """Run one operator action against the configured database and print its JSON."""
     from kupe.server.admin import Admin
 
-    settings = _settings()
+    settings = _server_settings()
 
     async def main() -> dict[str, Any]:
         async with Admin.open(settings) as admin:

@@ -157,6 +157,12 @@ class PreconditionFailed(KupeError):
     default_message = "If-Match does not match the current ETag"
 
 
+class RequestTimeout(KupeError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
+    default_message = "The request was not received in time"
+
+
 class PayloadTooLarge(KupeError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -167,6 +173,18 @@ class UnsupportedMediaType(KupeError):
     status = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
     default_message = "Request body must be application/json"
+
+
+class UriTooLong(KupeError):
+    status = 414
+    code = "URI_TOO_LONG"
+    default_message = "The request line is too long"
+
+
+class HeadersTooLarge(KupeError):
+    status = 431
+    code = "HEADERS_TOO_LARGE"
+    default_message = "Request headers are too large"
 
 
 class RateLimited(KupeError):

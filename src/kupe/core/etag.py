@@ -1,4 +1,8 @@
-"""ETags are a resourceVersion in double quotes; If-Match takes quoted, bare or `*`."""
+"""ETags are a resourceVersion in double quotes; If-Match takes quoted, bare or `*`.
+
+Any other well-formed entity-tag (RFC 9110 §8.8.3: `"opaque"` or `W/"opaque"`) is valid and
+simply never matches a Kupe object: 200 for If-None-Match, 412 for If-Match.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,12 @@ import re
 
 from kupe.core.errors import BadRequest, PreconditionFailed
 
-_TAG = re.compile(r'\A(?:W/)?"?([0-9]{1,19})"?\Z')
+# entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text; Kupe also
+# takes a bare resourceVersion.
+_ELEMENT = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"|[0-9]{1,19}'
+_LIST = re.compile(rf"\A(?:{_ELEMENT})(?:[ \t]*,[ \t]*(?:{_ELEMENT}))*\Z")
+_TAG = re.compile(r'(?:W/)?"([\x21\x23-\x7e\x80-\xff]*)"|([0-9]{1,19})')
+_VERSION = re.compile(r"\A[0-9]{1,19}\Z")
 
 
 def etag(resource_version: int | str) -> str:
@@ -14,18 +23,20 @@ def etag(resource_version: int | str) -> str:
 
 
 def parse_etags(header: str, name: str = "If-Match") -> set[str] | None:
-    """The resourceVersions a header lists, or None for `*`; 400 on bad syntax."""
+    """The resourceVersions a header names, or None for `*`; 400 on bad syntax.
+
+    Well-formed opaque tags name no version, so they contribute nothing to the set.
+    """
     header = header.strip()
     if header == "*":
         return None
+    if _LIST.match(header) is None:
+        raise BadRequest(f'{name} must be an ETag such as "294810" (or *)', code="INVALID_HEADER")
     versions: set[str] = set()
-    for part in header.split(","):
-        match = _TAG.match(part.strip())
-        if match is None:
-            raise BadRequest(
-                f'{name} must be an ETag such as "294810" (or *)', code="INVALID_HEADER"
-            )
-        versions.add(str(int(match.group(1))))
+    for match in _TAG.finditer(header):
+        tag = match.group(1) if match.group(1) is not None else match.group(2)
+        if _VERSION.match(tag):
+            versions.add(str(int(tag)))
     return versions
 
 

@@ -12,10 +12,18 @@ def context_name(tenant: str, cluster: str) -> str:
 
 
 def build_kubeconfig(
-    tenant: str, cluster: str, endpoint: str, certificate_authority_b64: str
+    tenant: str,
+    cluster: str,
+    endpoint: str,
+    certificate_authority_b64: str,
+    api_url: str | None = None,
 ) -> dict[str, Any]:
-    """A complete kubeconfig with one cluster, user and context, set as current."""
+    """A complete kubeconfig with one cluster, user and context, set as current. Its user runs
+    `kupe auth get-token`, which brings a short-lived token for this cluster only."""
     name = context_name(tenant, cluster)
+    args = ["auth", "get-token", "--tenant", tenant, "--cluster", cluster]
+    if api_url:
+        args += ["--api-url", api_url]
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -36,7 +44,7 @@ def build_kubeconfig(
                     "exec": {
                         "apiVersion": EXEC_API_VERSION,
                         "command": "kupe",
-                        "args": ["auth", "get-token", "--tenant", tenant],
+                        "args": args,
                         "interactiveMode": "Never",
                         "provideClusterInfo": False,
                     }

@@ -154,10 +154,11 @@ def _largest_exact(n: int, units: dict[str, int]) -> tuple[int, str] | None:
 def format_bytes(n: int) -> str:
     """Format bytes with the largest exactly-dividing binary unit ("16Gi"), or decimal unit if
     that gives a smaller number ("1T", not "976562500Ki"); plain digits when no unit divides.
+    Zero is "0Gi": memory and storage always carry a unit.
     """
     _check_count(n, "byte count")
     if n == 0:
-        return "0"
+        return "0Gi"
     binary = _largest_exact(n, BINARY_UNITS)
     decimal = _largest_exact(n, DECIMAL_UNITS)
     if binary is not None and (decimal is None or binary[0] <= decimal[0]):

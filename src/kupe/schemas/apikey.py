@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC
 from typing import Literal
 
 from pydantic import AwareDatetime, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from kupe.schemas.common import ResponseModel, WireModel
+from kupe.schemas.common import ResponseModel, Timestamp, WireModel, check_display_name
 
 Role = Literal["admin", "readonly"]
 
@@ -27,7 +27,13 @@ class ApiKeyCreate(WireModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise PydanticCustomError("kupe_invalid", "displayName must not be blank")
-        return value.strip()
+        return check_display_name(value.strip())
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: AwareDatetime | None) -> AwareDatetime | None:
+        # Stored and echoed in UTC, whatever offset the client wrote.
+        return value.astimezone(UTC) if value is not None else None
 
 
 class ApiKey(ResponseModel):
@@ -37,9 +43,9 @@ class ApiKey(ResponseModel):
     display_name: str
     role: Role
     created_by: str
-    created_at: datetime
-    expires_at: datetime | None = None
-    last_used_at: datetime | None = None
+    created_at: Timestamp
+    expires_at: Timestamp | None = None
+    last_used_at: Timestamp | None = None
 
 
 class ApiKeyCreated(ApiKey):

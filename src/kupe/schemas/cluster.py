@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue, StrictBool, field_validator
@@ -12,7 +11,14 @@ from pydantic_core import PydanticCustomError
 
 from kupe.core.names import name_problem
 from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
-from kupe.schemas.common import ResponseModel, WireModel
+from kupe.schemas.common import (
+    MAX_NESTING,
+    ResponseModel,
+    Timestamp,
+    WireModel,
+    check_display_name,
+    json_depth,
+)
 
 ClusterType = Literal["shared", "dedicated"]
 ClusterPhase = Literal[
@@ -27,7 +33,7 @@ ClusterPhase = Literal[
 ]
 HaPhase = Literal["pending", "migrating", "ha-healthy", "ha-degraded", "ha-unavailable"]
 ALERTS_MAX_BYTES = 64 * 1024
-ALERTS_MAX_DEPTH = 32
+ALERTS_MAX_DEPTH = MAX_NESTING
 # Documentation only (the validators below give the friendlier messages): lets clients and
 # schema-driven tools know what a valid value looks like.
 NAME_SCHEMA: dict[str, JsonValue] = {
@@ -56,19 +62,11 @@ def _quantity(parse: Callable[[str], int], value: str | None) -> str | None:
     return value
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
-
-
 def check_alerts(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """Alerts are a free-form object of at most 64 KiB and bounded nesting."""
     if value is None:
         return None
-    if _depth(value) > ALERTS_MAX_DEPTH:
+    if json_depth(value) > ALERTS_MAX_DEPTH:
         raise _invalid(f"alerts must not nest deeper than {ALERTS_MAX_DEPTH} levels")
     if len(json.dumps(value, separators=(",", ":")).encode()) > ALERTS_MAX_BYTES:
         raise _invalid("alerts must be at most 64 KiB")
@@ -128,7 +126,9 @@ class ClusterCreate(WireModel):
         description="What is left out takes the plan's default cluster resources (in "
         "status.allocatedResources); `resources` echoes only what was given.",
     )
-    alerts: dict[str, Any] | None = Field(None, description="Free-form, at most 64 KiB.")
+    alerts: dict[str, Any] | None = Field(
+        None, description=f"Free-form, at most 64 KiB and {ALERTS_MAX_DEPTH} levels deep."
+    )
     high_availability: StrictBool | None = Field(
         None, description="A three-replica control plane; default false."
     )
@@ -140,6 +140,11 @@ class ClusterCreate(WireModel):
         if problem:
             raise _invalid(problem)
         return value
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str) -> str:
+        return check_display_name(value)
 
     @field_validator("alerts")
     @classmethod
@@ -189,7 +194,7 @@ class Condition(ResponseModel):
     status: Literal["True", "False", "Unknown"]
     reason: str
     message: str
-    last_transition_time: datetime
+    last_transition_time: Timestamp
 
 
 class ClusterStatus(ResponseModel):
@@ -207,7 +212,7 @@ class ClusterStatus(ResponseModel):
     observed_generation: int
     conditions: list[Condition]
     ha_configured: bool = Field(False, description="highAvailability is on.")
-    ha_enabled_at: datetime | None = Field(None, description="When it was turned on.")
+    ha_enabled_at: Timestamp | None = Field(None, description="When it was turned on.")
     ha_phase: HaPhase | None = Field(None, description="Present while haConfigured.")
     ha_replicas_ready: int | None = Field(None, description="Control-plane replicas serving.")
     ha_replicas_desired: int | None = Field(
@@ -230,7 +235,7 @@ class Cluster(ResponseModel):
     high_availability: bool = False
     resource_version: str
     generation: int
-    created_at: datetime
+    created_at: Timestamp
     status: ClusterStatus
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, StrictBool
 
-from kupe.schemas.common import ResponseModel, WireModel
+from kupe.schemas.common import ResponseModel, Timestamp, WireModel
 from kupe.schemas.plan import ResourceAmounts
 
 Role = Literal["admin", "readonly"]
@@ -52,7 +51,7 @@ class Tenant(ResponseModel):
     enforce_log_limit: bool
     members: list[MemberView] = Field(default_factory=list)
     resource_version: str
-    created_at: datetime
+    created_at: Timestamp
     status: TenantStatus
 
 

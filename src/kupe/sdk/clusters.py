@@ -15,6 +15,7 @@ from kupe.schemas.cluster import (
     ConnectionDetails,
     ResourcesInput,
 )
+from kupe.schemas.credential import ClusterCredential
 from kupe.sdk._http import (
     Call,
     Core,
@@ -103,11 +104,27 @@ class _Calls:
         return Call("GET", self.path(name, "/kubeconfig"), model(ConnectionDetails))
 
     def kubeconfig(self, name: str, details: ConnectionDetails) -> KubeconfigDocument:
-        tenant = self.core.settings.tenant or ""
+        settings = self.core.settings
         document: KubeconfigDocument = build_kubeconfig(
-            tenant, name, details.endpoint, details.certificate_authority
+            settings.tenant or "",
+            name,
+            details.endpoint,
+            details.certificate_authority,
+            settings.api_url,
         )
         return document
+
+    def credentials(self, name: str, expiration_seconds: int | None) -> Call[ClusterCredential]:
+        body = {} if expiration_seconds is None else {"expirationSeconds": expiration_seconds}
+        # Any POST is safe to resend with its Idempotency-Key.
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        return Call(
+            "POST",
+            self.path(name, "/credentials"),
+            model(ClusterCredential),
+            body=body,
+            headers=headers,
+        )
 
 
 def _resources(resources: Resources) -> dict[str, str]:
@@ -239,6 +256,10 @@ class Clusters:
     def kubeconfig(self, name: str) -> KubeconfigDocument:
         """A kubeconfig for the cluster; its user runs `kupe auth get-token` (no secret inside)."""
         return self._calls.kubeconfig(name, self.connection_details(name))
+
+    def credentials(self, name: str, *, expiration_seconds: int | None = None) -> ClusterCredential:
+        """A short-lived token for this cluster only, with the caller's role."""
+        return self._client._send(self._calls.credentials(name, expiration_seconds))
 
     def modify(self, name: str, change: Change, *, attempts: int = 5) -> Cluster:
         """Read, apply `change` (None: nothing to do), write with If-Match; re-read on 412."""
@@ -377,6 +398,12 @@ class AsyncClusters:
     async def kubeconfig(self, name: str) -> KubeconfigDocument:
         """A kubeconfig for the cluster; its user runs `kupe auth get-token` (no secret inside)."""
         return self._calls.kubeconfig(name, await self.connection_details(name))
+
+    async def credentials(
+        self, name: str, *, expiration_seconds: int | None = None
+    ) -> ClusterCredential:
+        """A short-lived token for this cluster only, with the caller's role."""
+        return await self._client._send(self._calls.credentials(name, expiration_seconds))
 
     async def modify(self, name: str, change: Change, *, attempts: int = 5) -> Cluster:
         """Read, apply `change` (None: nothing to do), write with If-Match; re-read on 412."""

@@ -11,8 +11,18 @@ from fastapi import FastAPI
 
 from kupe import __version__
 from kupe.core.clock import Clock
-from kupe.server.api import apikeys, clusters, members, plans, system, tenants, versions
+from kupe.server.api import (
+    apikeys,
+    clusters,
+    members,
+    plans,
+    system,
+    tenants,
+    tokenreview,
+    versions,
+)
 from kupe.server.api.deps import BEARER_SCHEME
+from kupe.server.api.docs import install_docs
 from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
 from kupe.server.api.ratelimit import RateLimitMiddleware
@@ -59,13 +69,14 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, from local assets rather than a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
     app.state.scopes = RequestScopes(runtime)
     install_error_handlers(app)
+    install_docs(app, "/api/v1/openapi.json")
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(versions.router)
@@ -73,6 +84,7 @@ def create_app(
     app.include_router(tenants.router)
     app.include_router(apikeys.router)
     app.include_router(members.router)
+    app.include_router(tokenreview.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)

@@ -16,7 +16,7 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
-from kupe.server.providers.base import HighAvailability, Provider
+from kupe.server.providers.base import HighAvailability, Provider, TokenAuthentication
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
@@ -82,7 +82,9 @@ class Runtime:
             self.clock,
             features=ClusterFeatures(
                 high_availability=isinstance(self.provider, HighAvailability)
-                and self.provider.supports_high_availability()
+                and self.provider.supports_high_availability(),
+                kupe_tokens=isinstance(self.provider, TokenAuthentication)
+                and self.provider.accepts_kupe_tokens(),
             ),
             oidc=OidcVerifier(oidc.issuer, oidc.audience or "", oidc.jwks_url, self.clock)
             if oidc.issuer
@@ -156,11 +158,16 @@ class Runtime:
 
 
 def announce_bootstrap(result: BootstrapResult) -> None:
-    """Print the bootstrap key once, for the person who just started Kupe."""
-    print(
-        f"Bootstrapped tenant '{result.tenant}'. Admin API key (shown once, also in "
-        f"{result.key_file}):\n\n  export KUPE_TENANT={result.tenant}\n"
-        f"  export KUPE_API_KEY={result.api_key}\n",
-        file=sys.stdout,
-        flush=True,
-    )
+    """Say where the bootstrap key is; the key itself goes only to a terminal, never into a
+    service's log or journal."""
+    lines = [
+        f"Bootstrapped tenant '{result.tenant}'; its admin API key is in {result.key_file} "
+        "(mode 0600)."
+    ]
+    if sys.stdout.isatty():
+        lines += [
+            "",
+            f"  export KUPE_TENANT={result.tenant}",
+            f"  export KUPE_API_KEY={result.api_key}",
+        ]
+    print("\n".join(lines) + "\n", file=sys.stdout, flush=True)

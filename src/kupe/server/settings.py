@@ -10,13 +10,22 @@ names as keyword arguments: `Settings(database_url=..., sim_provision_seconds=8)
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kupe.server.providers.registry import plugins, provider_settings
@@ -112,7 +121,37 @@ class OidcSettings(Section):
         return self
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc")
+class HttpSettings(Section):
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDRs whose X-Forwarded-For/-Proto are "
+        "believed; default none (the peer address is the client).",
+    )
+    read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may pause while sending a request's headers or body.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """KUPE_TRUSTED_PROXIES as a list (empty: trust no forwarding headers)."""
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -134,6 +173,8 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "oidc_issuer": ("oidc", "issuer"),
     "oidc_audience": ("oidc", "audience"),
     "oidc_jwks_url": ("oidc", "jwks_url"),
+    "trusted_proxies": ("http", "trusted_proxies"),
+    "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
 }
@@ -253,6 +294,7 @@ class Settings(BaseSettings):
     reconciler: ReconcilerSettings = Field(default_factory=ReconcilerSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

@@ -269,7 +269,7 @@ def test_format_cpu(millicores: int, text: str) -> None:
 @pytest.mark.parametrize(
     ("n", "text"),
     [
-        (0, "0"),
+        (0, "0Gi"),
         (1, "1"),
         (1023, "1023"),
         (1536, "1536"),

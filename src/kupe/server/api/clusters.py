@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import yaml
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from kupe.core.etag import none_match
 from kupe.schemas.cluster import Cluster, ClusterCreate, ClusterUpdate, ConnectionDetails
-from kupe.schemas.common import ItemList
+from kupe.schemas.common import ErrorBody, ItemList
+from kupe.schemas.credential import ClusterCredential, CredentialRequest
 from kupe.server.api.deps import (
     AuthorizationDep,
     IfMatch,
@@ -20,7 +21,7 @@ from kupe.server.api.deps import (
 )
 from kupe.server.api.errors import error_responses
 from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
-from kupe.server.api.responses import json_response, not_modified
+from kupe.server.api.responses import json_response, not_modified, render
 from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.services.cluster_views import cluster_view
 from kupe.server.services.idempotency import StoredResponse
@@ -173,9 +174,14 @@ async def delete_cluster(
             }
         },
         **error_responses(400, 401, 403, 404, 409, 503),
+        409: {
+            "model": ErrorBody,
+            "description": "The cluster is Terminating (code CLUSTER_TERMINATING)",
+        },
     },
 )
 async def cluster_kubeconfig(
+    request: Request,
     tenant: Tenant,
     name: Name,
     scopes: ScopesDep,
@@ -188,8 +194,54 @@ async def cluster_kubeconfig(
 ) -> Response:
     async with scopes.reading(authorization, tenant) as (session, principal):
         details = await services.clusters.connection_details(session, principal, name)
-        document = services.clusters.kubeconfig(principal, name, details)
+        api_url = str(request.base_url).rstrip("/")
+        document = services.clusters.kubeconfig(principal, name, details, api_url)
     if format == "kubeconfig":
         text = yaml.safe_dump(document, sort_keys=False)
         return Response(text, media_type="application/yaml")
     return json_response(details)
+
+
+@router.post(
+    "/{name}/credentials",
+    status_code=201,
+    response_model=ClusterCredential,
+    summary="A short-lived token for this cluster only (beyond the hosted API)",
+    description="Any member (readonly too); the token carries the caller's role (admin: "
+    "cluster-admin, readonly: view inside the cluster), lives 15 minutes unless "
+    "`expirationSeconds` (60..3600) says otherwise and never outlives the caller's API key. "
+    "The cluster's API server checks it with Kupe: revoking the key, removing the member or "
+    "deleting the cluster ends it within seconds.",
+    responses={
+        201: {"headers": {"Cache-Control": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 403, 404, 409, 413, 415, 501, 503),
+    },
+)
+async def cluster_credentials(
+    tenant: Tenant,
+    name: Name,
+    scopes: ScopesDep,
+    services: ServicesDep,
+    authorization: AuthorizationDep,
+    body: CredentialRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    wanted = body or CredentialRequest()
+
+    async def create(unit: UnitOfWork) -> StoredResponse:
+        issued = await services.credentials.issue(
+            await unit.session(), unit.principal, name, wanted
+        )
+        return StoredResponse(201, render(issued))
+
+    return await idempotent_post(
+        scopes,
+        authorization,
+        tenant,
+        key=idempotency_key,
+        route=f"/api/v1/tenants/{tenant}/clusters/{name}/credentials",
+        body=wanted,
+        create=create,
+        # The body holds a secret: no cache may keep it.
+        headers={"Cache-Control": "no-store"},
+    )

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from kupe.server.api.scopes import RequestScopes
 from kupe.server.runtime import Runtime
-from kupe.server.services.credential import (
+from kupe.server.services.console_credential import (
     CSRF_HEADER,
     SESSION_COOKIE,
     Credential,

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kupe.core.errors import (
     AlreadyExists,
@@ -42,6 +43,7 @@ ERROR_DESCRIPTIONS = {
     415: "Request body is not application/json",
     429: "Rate limited; see Retry-After",
     500: "Internal error; the body never carries internals",
+    501: "Not available on this installation (NOT_IMPLEMENTED, or a capability its provider lacks)",
     503: "Not ready yet, or a dependency is down; see Retry-After",
 }
 
@@ -150,6 +152,22 @@ def translate(exc: Exception) -> KupeError:
     return InternalError()
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` value for the request's path: every method a route fully matches there."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_kupe_error(request: Request, exc: Exception) -> JSONResponse:
         return error_response(translate(exc))
@@ -175,6 +193,9 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(error)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route whose path matched; the path may have more.
+            response.headers["Allow"] = allowed_methods(request)
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from kupe.core.errors import AlreadyExists
 from kupe.server.api.responses import json_response
 from kupe.server.api.scopes import RequestScopes
-from kupe.server.services.credential import Credential
+from kupe.server.services.console_credential import Credential
 from kupe.server.services.idempotency import Idempotency, StoredResponse, request_digest
 from kupe.server.services.unit import UnitOfWork
 

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, access logs and metrics, body size and content type."""
+"""Pure ASGI middleware: request ids, access logs and metrics, body size, content type and
+JSON strictness, and headers that must not repeat."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kupe.core.errors import KupeError, PayloadTooLarge, UnsupportedMediaType
+from kupe.core.errors import BadRequest, KupeError, PayloadTooLarge, UnsupportedMediaType
 from kupe.server.api.errors import translate
+from kupe.server.api.jsonbody import body_error
 from kupe.server.metrics import Metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Which of several copies would count differs between proxies and servers: refuse them all.
+_SINGLE_HEADERS = (b"authorization",)
 # The console's sign-in and sign-out are plain HTML forms (they work before any script runs).
 FORM_PATH_PREFIX = "/console/"
 _FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -87,7 +91,9 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            error = self._check_body_headers(method, headers, scope.get("path", ""))
+            error = _repeated_header(scope["headers"]) or self._check_body_headers(
+                method, headers, scope.get("path", "")
+            )
             if error is not None:
                 status = error.status
                 await _send_error(send, error, request_id)
@@ -103,8 +109,16 @@ class RequestMiddleware:
                         raise _BodyTooLarge()
                 return message
 
+            app_receive: Receive = limited_receive
             try:
-                await self.app(scope, limited_receive, send_wrapper)
+                if method in _BODY_METHODS and _is_json(headers.get("content-type", "")):
+                    body, app_receive = await _buffered(limited_receive)
+                    error = body_error(body)
+                    if error is not None:
+                        status = error.status
+                        await _send_error(send, error, request_id)
+                        return
+                await self.app(scope, app_receive, send_wrapper)
             except _BodyTooLarge:
                 status = 413
                 await _send_error(send, PayloadTooLarge(), request_id)
@@ -149,6 +163,43 @@ class RequestMiddleware:
                 return None
             return UnsupportedMediaType()
         return None
+
+
+def _repeated_header(raw: list[tuple[bytes, bytes]]) -> KupeError | None:
+    for name in _SINGLE_HEADERS:
+        if sum(1 for key, _ in raw if key.lower() == name) > 1:
+            header = name.decode().title()
+            return BadRequest(f"Send one {header} header, not several", code="INVALID_HEADER")
+    return None
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole body (already bounded by `receive`), and a receive that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            # The client left: let the app see the disconnect as it would have.
+            return b"", _replay_once(message, receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replay_once({"type": "http.request", "body": body, "more_body": False}, receive)
+
+
+def _replay_once(first: Message, receive: Receive) -> Receive:
+    """A receive that answers `first`, then whatever the real one does."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return first
+
+    return replay
 
 
 def _route_template(scope: Scope) -> str:

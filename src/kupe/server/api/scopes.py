@@ -15,7 +15,7 @@ from kupe.server.db.refs import ObjectVersion
 from kupe.server.db.repositories.access import NamedObject
 from kupe.server.runtime import Runtime
 from kupe.server.services.auth import Principal
-from kupe.server.services.credential import Credential
+from kupe.server.services.console_credential import Credential
 from kupe.server.services.unit import UnitOfWork
 
 log = structlog.get_logger("kupe")
@@ -86,13 +86,16 @@ class RequestScopes:
                 await self._record_use(principal)
 
     @asynccontextmanager
-    async def working(self, authorization: Credential, tenant: str) -> AsyncIterator[UnitOfWork]:
+    async def working(
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
+    ) -> AsyncIterator[UnitOfWork]:
         """A write request's unit of work (see UnitOfWork): the caller is authenticated on
         the read path, the write transaction begins when the service asks for it, commits when
         the block ends and rolls back on an error; the reconcilers are woken after a commit."""
         principal = await self._authenticate(authorization, tenant)
         try:
-            _open(principal)
+            if not while_terminating:
+                _open(principal)
             async with AsyncExitStack() as stack:
                 unit = UnitOfWork(principal, self.db.write, stack)
                 yield unit
@@ -104,10 +107,10 @@ class RequestScopes:
 
     @asynccontextmanager
     async def writing(
-        self, authorization: Credential, tenant: str
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
         """`working`, for services that write from the start: the session at once."""
-        async with self.working(authorization, tenant) as unit:
+        async with self.working(authorization, tenant, while_terminating=while_terminating) as unit:
             yield await unit.session(), unit.principal
 
     async def _authenticate(self, authorization: Credential, tenant: str) -> Principal:

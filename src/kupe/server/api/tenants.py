@@ -88,7 +88,11 @@ async def delete_tenant(
     services: ServicesDep,
     authorization: AuthorizationDep,
 ) -> Response:
-    async with scopes.writing(authorization, tenant) as (session, principal):
+    # Asking again while it is deleted answers 409 already_terminating, so it gets this far.
+    async with scopes.writing(authorization, tenant, while_terminating=True) as (
+        session,
+        principal,
+    ):
         row = await services.tenants.request_deletion(session, principal, body, services.clusters)
         view = await services.tenants.view(session, row)
     return json_response(view, status=202, resource_version=view.resource_version)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kupe.server.services.credential import SESSION_COOKIE, SessionCredential
+from kupe.server.services.console_credential import SESSION_COOKIE, SessionCredential
 
 SIGNIN_COOKIE = "kupe_signin"
 SIGNIN_COOKIE_SECONDS = 3600

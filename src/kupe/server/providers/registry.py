@@ -4,8 +4,8 @@ Adding a provider is a new module and one entry-point line, not an edit of the w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class ProviderPlugin:
     env_prefix: str
     settings_model: type[BaseModel]
     build: Callable[[Any, ProviderContext], Provider]
+    # The files the provider keeps outside the data dir (whose contents Kupe keeps private
+    # anyway), given its settings and the data dir.
+    files: Callable[[Any, Path], Sequence[Path]] = field(default=lambda _settings, _data: ())
 
 
 def plugins() -> dict[str, ProviderPlugin]:
@@ -77,6 +80,12 @@ def provider_settings(plugin: ProviderPlugin, section: Mapping[str, Any]) -> Bas
         where = ".".join(str(part) for part in error.get("loc", ()))
         variable = f"{plugin.env_prefix}{where.upper()}" if where else plugin.env_prefix
         raise ProviderConfigError(f"{variable}: {error.get('msg')}") from None
+
+
+def provider_files(name: str, section: Mapping[str, Any], data_dir: Path) -> Sequence[Path]:
+    """The files provider `name` keeps (see ProviderPlugin.files)."""
+    plugin = plugin_named(name)
+    return plugin.files(provider_settings(plugin, section), data_dir)
 
 
 def build_provider(name: str, section: Mapping[str, Any], context: ProviderContext) -> Provider:

@@ -30,7 +30,7 @@ from kupe.server.db.repositories.access import AccessRepository, NamedObject
 from kupe.server.db.repositories.apikey import ApiKeyRepository
 from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.db.repositories.tenant import TenantRepository
-from kupe.server.services.credential import Credential, SessionCredential
+from kupe.server.services.console_credential import Credential, SessionCredential
 from kupe.server.services.oidc import OidcVerifier, looks_like_jwt
 
 if TYPE_CHECKING:

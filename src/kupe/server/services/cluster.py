@@ -57,6 +57,8 @@ class ClusterFeatures:
     """What the provider's clusters can do, as far as the rules need to know."""
 
     high_availability: bool = False
+    # The clusters check bearer tokens with Kupe (short-lived cluster credentials).
+    kupe_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,10 +205,11 @@ class ClusterService:
         )
 
     def kubeconfig(
-        self, principal: Principal, name: str, details: ConnectionDetails
+        self, principal: Principal, name: str, details: ConnectionDetails, api_url: str
     ) -> dict[str, Any]:
+        """The kubeconfig document; `api_url` is where its exec plugin reaches Kupe."""
         return build_kubeconfig(
-            principal.tenant.name, name, details.endpoint, details.certificate_authority
+            principal.tenant.name, name, details.endpoint, details.certificate_authority, api_url
         )
 
     # -- writes ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from kupe.server.db.repositories.console_session import ConsoleSessionRepository
 from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import API_KEY_PATTERN, Principal, hash_api_key
-from kupe.server.services.credential import SessionCredential
+from kupe.server.services.console_credential import SessionCredential
 
 IDLE_TIMEOUT = timedelta(hours=8)
 ABSOLUTE_TIMEOUT = timedelta(hours=24)

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock
+from kupe.core.emails import normalise_email as normalise_address
 from kupe.core.errors import (
     AlreadyExists,
     Conflict,
@@ -23,6 +23,7 @@ from kupe.core.errors import (
 from kupe.core.etag import check_if_match
 from kupe.core.names import name_problem
 from kupe.core.phases import TenantPhase
+from kupe.schemas.common import CONTROL_CHARACTERS
 from kupe.schemas.tenant import Tenant as TenantView
 from kupe.schemas.tenant import TenantDelete, TenantUpdate
 from kupe.server.db.engine import Database
@@ -39,17 +40,9 @@ from kupe.server.services.views import tenant_view
 
 
 def normalise_email(value: str) -> str:
-    """Validate an email address and return it lower-case (members compare case-insensitively).
-
-    Private domains (corp.internal, corp.lan) are fine: Kupe is self-hosted.
-    """
-    try:
-        checked = validate_email(
-            value.strip(), check_deliverability=False, globally_deliverable=False
-        )
-    except EmailNotValidError:
-        raise ValidationFailed(f"{value!r} is not a valid email address", field="email") from None
-    return checked.normalized.lower()
+    """Validate an email address and return it normalised and lower-case (members compare
+    case-insensitively); private and special-use domains are fine: Kupe is self-hosted."""
+    return normalise_address(value)
 
 
 @dataclass(frozen=True)
@@ -87,6 +80,10 @@ class TenantService:
             raise ValidationFailed(problem, field="name")
         if not display_name.strip():
             raise ValidationFailed("displayName must not be empty", field="displayName")
+        if CONTROL_CHARACTERS.search(display_name):
+            raise ValidationFailed(
+                "displayName must not contain control characters", field="displayName"
+            )
         if plan not in self.plans:
             raise ValidationFailed(f"unknown plan {plan!r}", field="plan")
         email = normalise_email(contact_email)
@@ -131,6 +128,10 @@ class TenantService:
             raise ValidationFailed("role must be admin or readonly", field="role")
         if not display_name.strip():
             raise ValidationFailed("displayName must not be blank", field="displayName")
+        if CONTROL_CHARACTERS.search(display_name):
+            raise ValidationFailed(
+                "displayName must not contain control characters", field="displayName"
+            )
         now = self.clock.now()
         if expires_at is not None and expires_at <= now:
             raise ValidationFailed("expiresAt must be in the future", field="expiresAt")

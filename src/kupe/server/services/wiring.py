@@ -11,6 +11,7 @@ from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterFeatures, ClusterService
 from kupe.server.services.console_session import ConsoleSessionService
+from kupe.server.services.credentials import CredentialService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue
@@ -28,6 +29,7 @@ class Services:
     clusters: ClusterService
     api_keys: ApiKeyService
     members: MemberService
+    credentials: CredentialService
     console_sessions: ConsoleSessionService
 
 
@@ -40,15 +42,18 @@ def build_services(
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
 ) -> Services:
+    features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
+    clusters = ClusterService(db, plans, versions, clock, features)
     console_sessions = ConsoleSessionService(clock)
     return Services(
         plans=plans,
         versions=versions,
         auth=AuthService(clock, oidc=oidc, sessions=console_sessions),
         tenants=tenants,
-        clusters=ClusterService(db, plans, versions, clock, features),
+        clusters=clusters,
         api_keys=ApiKeyService(tenants, clock),
         members=MemberService(tenants, clock),
+        credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
         console_sessions=console_sessions,
     )

@@ -46,9 +46,13 @@ class SimulatedSettings(BaseModel):
         return value
 
 
+def state_file(settings: SimulatedSettings, data_dir: Path) -> Path:
+    return settings.state_file or data_dir / "simulated-cloud.db"
+
+
 def build(settings: SimulatedSettings, context: ProviderContext) -> Provider:
     return SimulatedProvider(
-        settings.state_file or context.data_dir / "simulated-cloud.db",
+        state_file(settings, context.data_dir),
         clock=context.clock,
         metrics=context.metrics,
         cluster_domain=context.cluster_domain,
@@ -64,8 +68,18 @@ def build(settings: SimulatedSettings, context: ProviderContext) -> Provider:
     )
 
 
+def files(settings: SimulatedSettings, data_dir: Path) -> list[Path]:
+    """The simulated cloud's file and SQLite's files beside it."""
+    cloud = state_file(settings, data_dir)
+    return [cloud.with_name(cloud.name + suffix) for suffix in ("", "-wal", "-shm")]
+
+
 PLUGIN = ProviderPlugin(
-    name="simulated", env_prefix="KUPE_SIM_", settings_model=SimulatedSettings, build=build
+    name="simulated",
+    env_prefix="KUPE_SIM_",
+    settings_model=SimulatedSettings,
+    build=build,
+    files=files,
 )
 
 __all__ = [

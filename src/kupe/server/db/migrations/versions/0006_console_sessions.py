@@ -1,8 +1,8 @@
 """web console sessions: the hash of each session id, its tenant and the credential it came
 from (an API key or an OIDC member), its CSRF token's hash and its lifetimes
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from kupe.server.db.types import UTCDateTime
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
