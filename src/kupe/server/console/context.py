@@ -13,6 +13,7 @@ from kupe.server.api.scopes import RequestScopes
 from kupe.server.console.nav import Section, sections
 from kupe.server.console.security import clear_session_cookie, session_credential
 from kupe.server.runtime import Runtime
+from kupe.server.services.console_credential import SESSION_COOKIE
 from kupe.server.services.console_session import csrf_token_for
 
 
@@ -81,6 +82,6 @@ def to_signin(request: Request, reason: str = "") -> Response:
     if reason:
         target += "&ended=1"
     response = RedirectResponse(target, status_code=303)
-    if request.cookies.get("kupe_session"):
+    if request.cookies.get(SESSION_COOKIE):
         clear_session_cookie(response, request)
     return response
