@@ -28,6 +28,7 @@ from kupe.server.api.errors import install_error_handlers
 from kupe.server.api.middleware import RequestMiddleware
 from kupe.server.api.ratelimit import RateLimitMiddleware
 from kupe.server.api.scopes import RequestScopes
+from kupe.server.console import install_console
 from kupe.server.providers.base import Provider
 from kupe.server.runtime import Runtime, announce_bootstrap
 from kupe.server.settings import Settings
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(members.router)
     app.include_router(secrets.router)
     app.include_router(tokenreview.router)
+    install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics)

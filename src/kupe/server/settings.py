@@ -106,6 +106,12 @@ class OidcSettings(Section):
     issuer: str | None = Field(None, description="Accept members' OIDC tokens from here.")
     audience: str | None = Field(None, description="Required `aud` of OIDC tokens.")
     jwks_url: str | None = Field(None, description="Where the issuer's signing keys are.")
+    client_id: str | None = Field(
+        None, description="The console's OIDC client id (sign-in); default: the audience."
+    )
+    client_secret: SecretStr | None = Field(
+        None, description="The console's OIDC client secret, when the provider requires one."
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> OidcSettings:
@@ -213,6 +219,8 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "openbao_timeout_seconds": ("openbao", "timeout_seconds"),
     "secret_resync_seconds": ("openbao", "resync_seconds"),
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
+    "oidc_client_id": ("oidc", "client_id"),
+    "oidc_client_secret": ("oidc", "client_secret"),
 }
 _TOP_LEVEL = (
     "host",

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from kupe.core.errors import AlreadyExists
 from kupe.server.api.responses import json_response
 from kupe.server.api.scopes import RequestScopes
+from kupe.server.services.console_credential import Credential
 from kupe.server.services.idempotency import Idempotency, StoredResponse, request_digest
 from kupe.server.services.unit import UnitOfWork
 
@@ -32,7 +33,7 @@ Create = Callable[[UnitOfWork], Awaitable[StoredResponse]]
 
 async def idempotent_post(
     scopes: RequestScopes,
-    authorization: str | None,
+    authorization: Credential,
     tenant: str,
     *,
     key: str | None,
@@ -61,7 +62,7 @@ async def idempotent_post(
 
 async def _once(
     scopes: RequestScopes,
-    authorization: str | None,
+    authorization: Credential,
     tenant: str,
     key: str | None,
     digest: str,

@@ -21,6 +21,9 @@ _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Which of several copies would count differs between proxies and servers: refuse them all.
 _SINGLE_HEADERS = (b"authorization",)
+# The console's sign-in and sign-out are plain HTML forms (they work before any script runs).
+FORM_PATH_PREFIX = "/console/"
+_FORM_MEDIA = "application/x-www-form-urlencoded"
 log = structlog.get_logger("kupe.access")
 
 
@@ -36,6 +39,10 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == _FORM_MEDIA
 
 
 async def _send_error(send: Send, error: KupeError, request_id: str) -> None:
@@ -84,7 +91,9 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            error = _repeated_header(scope["headers"]) or self._check_body_headers(method, headers)
+            error = _repeated_header(scope["headers"]) or self._check_body_headers(
+                method, headers, scope.get("path", "")
+            )
             if error is not None:
                 status = error.status
                 await _send_error(send, error, request_id)
@@ -135,7 +144,9 @@ class RequestMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
     @staticmethod
-    def _check_body_headers(method: str, headers: dict[str, str]) -> KupeError | None:
+    def _check_body_headers(
+        method: str, headers: dict[str, str], path: str = ""
+    ) -> KupeError | None:
         if method not in _BODY_METHODS:
             return None
         length = headers.get("content-length")
@@ -146,7 +157,10 @@ class RequestMiddleware:
             except ValueError:
                 return None
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        if has_body and not _is_json(headers.get("content-type", "")):
+        content_type = headers.get("content-type", "")
+        if has_body and not _is_json(content_type):
+            if path.startswith(FORM_PATH_PREFIX) and _is_form(content_type):
+                return None
             return UnsupportedMediaType()
         return None
 

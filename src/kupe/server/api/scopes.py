@@ -15,6 +15,7 @@ from kupe.server.db.refs import ObjectVersion
 from kupe.server.db.repositories.access import NamedObject
 from kupe.server.runtime import Runtime
 from kupe.server.services.auth import Principal
+from kupe.server.services.console_credential import Credential
 from kupe.server.services.unit import UnitOfWork
 
 log = structlog.get_logger("kupe")
@@ -33,11 +34,12 @@ class RequestScopes:
         self.db = runtime.db
         self.clock = runtime.clock
         self.auth = runtime.services.auth
+        self.sessions = runtime.services.console_sessions
         self.wake = runtime.wake
 
     @asynccontextmanager
     async def reading(
-        self, authorization: str | None, tenant: str, *, while_terminating: bool = False
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
         """A read session and the authenticated caller. A tenant being deleted is closed to
         everything but reading the tenant itself (`while_terminating`)."""
@@ -55,7 +57,7 @@ class RequestScopes:
     @asynccontextmanager
     async def polling(
         self,
-        authorization: str | None,
+        authorization: Credential,
         tenant: str,
         target: type[NamedObject],
         name: str = "",
@@ -85,7 +87,7 @@ class RequestScopes:
 
     @asynccontextmanager
     async def working(
-        self, authorization: str | None, tenant: str, *, while_terminating: bool = False
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[UnitOfWork]:
         """A write request's unit of work (see UnitOfWork): the caller is authenticated on
         the read path, the write transaction begins when the service asks for it, commits when
@@ -105,13 +107,13 @@ class RequestScopes:
 
     @asynccontextmanager
     async def writing(
-        self, authorization: str | None, tenant: str, *, while_terminating: bool = False
+        self, authorization: Credential, tenant: str, *, while_terminating: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
         """`working`, for services that write from the start: the session at once."""
         async with self.working(authorization, tenant, while_terminating=while_terminating) as unit:
             yield await unit.session(), unit.principal
 
-    async def _authenticate(self, authorization: str | None, tenant: str) -> Principal:
+    async def _authenticate(self, authorization: Credential, tenant: str) -> Principal:
         if self.db.hot is not None:
             found = await self.auth.authenticate_hot(self.db.hot, authorization, tenant, None)
             if found is not None:
@@ -120,13 +122,17 @@ class RequestScopes:
             return await self.auth.authenticate(session, authorization, tenant)
 
     async def _record_use(self, principal: Principal) -> None:
-        """Keep an API key's lastUsedAt, in its own short transaction after the request's, and
-        at most once a minute per key."""
+        """Keep an API key's lastUsedAt (and a console session's last-seen time), in its own
+        short transaction after the request's, and at most once a minute per key or session."""
         key_id = self.auth.claim_touch(principal)
-        if key_id is None:
+        session_hash = self.sessions.claim_touch(principal)
+        if key_id is None and session_hash is None:
             return
         try:
             async with self.db.write() as session:
-                await self.auth.record_use(session, key_id)
+                if key_id is not None:
+                    await self.auth.record_use(session, key_id)
+                if session_hash is not None:
+                    await self.sessions.touch(session, session_hash)
         except Exception as exc:  # bookkeeping must never fail the request
             log.warning("apikey.last_used_failed", key_id=key_id, error=type(exc).__name__)

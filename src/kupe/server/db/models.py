@@ -262,3 +262,24 @@ class ManagedSecret(LeaseMixin, Base):
             postgresql_where=text("removed_at IS NULL"),
         ),
     )
+
+
+class ConsoleSession(Base):
+    """A web console sign-in: the browser holds the session id, the database only its hash."""
+
+    __tablename__ = "console_sessions"
+    # SHA-256 of the raw session id (256 random bits: no salt or stretching needed).
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # Exactly one of these: the API key the session was made from, or the OIDC member's email.
+    api_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    member_email: Mapped[str | None] = mapped_column(String(320))
+    csrf_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

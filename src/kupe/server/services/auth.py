@@ -9,7 +9,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,11 @@ from kupe.server.db.repositories.access import AccessRepository, NamedObject
 from kupe.server.db.repositories.apikey import ApiKeyRepository
 from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.db.repositories.tenant import TenantRepository
+from kupe.server.services.console_credential import Credential, SessionCredential
 from kupe.server.services.oidc import OidcVerifier, looks_like_jwt
+
+if TYPE_CHECKING:
+    from kupe.server.services.console_session import ConsoleSessionService
 
 API_KEY_PATTERN = re.compile(r"\Akupe_([a-z0-9]{8})_([A-Za-z0-9_-]{43,128})\Z")
 API_KEY_ID_PATTERN = re.compile(r"\Aak-[a-z0-9]{8}\Z")
@@ -73,6 +77,8 @@ class Principal:
     touch_due: bool = False
     # The platform operator acts on any tenant in any phase.
     operator: bool = False
+    # The console session (its id's hash) whose last-seen time this request should write.
+    session: str | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -108,8 +114,10 @@ class Principal:
             raise AdminRequired()
 
 
-def _bearer(authorization: str | None) -> str:
+def _bearer(authorization: Credential) -> str:
     """The token of a `Bearer <token>` header; 401 otherwise."""
+    if isinstance(authorization, SessionCredential):
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
     if not authorization:
         raise Unauthorized("Missing Authorization header")
     scheme, _, token = authorization.partition(" ")
@@ -128,14 +136,21 @@ def _key_id(token: str) -> str:
 
 
 class AuthService:
-    def __init__(self, clock: Clock, oidc: OidcVerifier | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        oidc: OidcVerifier | None = None,
+        sessions: ConsoleSessionService | None = None,
+    ) -> None:
         self.clock = clock
         self.oidc = oidc
+        # The second credential: a console session cookie instead of an Authorization header.
+        self.sessions = sessions
         # Keys whose lastUsedAt this process wrote recently: one write per key per minute.
         self._touched: dict[str, datetime] = {}
 
     async def authenticate(
-        self, session: AsyncSession, authorization: str | None, tenant_name: str
+        self, session: AsyncSession, authorization: Credential, tenant_name: str
     ) -> Principal:
         """Resolve a Bearer API key (or a member's OIDC token) to a principal of `tenant_name`.
 
@@ -143,6 +158,8 @@ class AuthService:
         another tenant, or the tenant does not exist (no tenant-name probing). Every request
         reads the key afresh, so a revocation is effective at once on every replica.
         """
+        if isinstance(authorization, SessionCredential) and self.sessions is not None:
+            return await self.sessions.principal(session, authorization, tenant_name)
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
             return await self._member(session, token, tenant_name)
@@ -154,7 +171,7 @@ class AuthService:
     async def authenticate_for(
         self,
         session: AsyncSession,
-        authorization: str | None,
+        authorization: Credential,
         tenant_name: str,
         target: type[NamedObject],
         name: str,
@@ -163,6 +180,12 @@ class AuthService:
         (None when the tenant has no such live object); for an API key, one round trip does
         both. The checks and their order are `authenticate`'s: a caller who may not see the
         tenant learns nothing about its objects."""
+        if isinstance(authorization, SessionCredential):
+            principal = await self.authenticate(session, authorization, tenant_name)
+            version = await AccessRepository(session).object_version(
+                target, principal.tenant_id, name
+            )
+            return principal, version
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
             principal = await self._member(session, token, tenant_name)
@@ -181,14 +204,16 @@ class AuthService:
     async def authenticate_hot(
         self,
         reads: HotReads,
-        authorization: str | None,
+        authorization: Credential,
         tenant_name: str,
         target: type[NamedObject] | None,
         name: str = "",
     ) -> tuple[Principal, ObjectVersion | None] | None:
         """`authenticate_for` (or, with no `name`, `authenticate`) on the hot-read path, for
         the reads behind every poll. None for a member's OIDC token, which takes the session
-        path. Same checks, same order, same answers."""
+        path, as for a console session. Same checks, same order, same answers."""
+        if isinstance(authorization, SessionCredential):
+            return None
         token = _bearer(authorization)
         if self.oidc is not None and looks_like_jwt(token):
             return None

@@ -52,6 +52,11 @@ class OidcVerifier:
 
     async def email(self, token: str) -> str:
         """The verified token's email; 401 for any problem with the token itself."""
+        return email_of(await self.verified_claims(token))
+
+    async def verified_claims(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        """The claims of a token signed by the issuer for `audience` (default: the API's),
+        unexpired; 401 for any problem with the token itself."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -64,7 +69,7 @@ class OidcVerifier:
                 token,
                 key,
                 algorithms=list(ALGORITHMS),
-                audience=self.audience,
+                audience=audience or self.audience,
                 issuer=self.issuer,
                 # Time claims are checked below against the server's clock.
                 options={
@@ -83,12 +88,7 @@ class OidcVerifier:
         except jwt.PyJWTError:
             raise Unauthorized("Invalid token") from None
         self._check_times(claims)
-        email = claims.get("email")
-        if not isinstance(email, str) or "@" not in email:
-            raise Unauthorized("Token has no email claim")
-        if claims.get("email_verified") is False:
-            raise Unauthorized("Token's email address is not verified")
-        return email.strip().lower()
+        return claims
 
     def _check_times(self, claims: dict[str, Any]) -> None:
         now = self.clock.now().timestamp()
@@ -123,6 +123,14 @@ class OidcVerifier:
 
     async def _discover(self) -> str:
         """The issuer's jwks_uri from its OpenID discovery document."""
+        document = await self.discovery()
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise _unreachable()
+        return jwks_uri
+
+    async def discovery(self) -> dict[str, Any]:
+        """The issuer's OpenID discovery document (its `issuer` must be this issuer)."""
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
             async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:
@@ -131,10 +139,19 @@ class OidcVerifier:
                 document = response.json()
         except (httpx.HTTPError, ValueError):
             raise _unreachable() from None
-        jwks_uri = document.get("jwks_uri") if isinstance(document, dict) else None
-        if not isinstance(jwks_uri, str) or document.get("issuer") != self.issuer:
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer:
             raise _unreachable()
-        return jwks_uri
+        return document
+
+
+def email_of(claims: dict[str, Any]) -> str:
+    """A verified token's (lower-cased) email; 401 when it has none or it is unverified."""
+    email = claims.get("email")
+    if not isinstance(email, str) or "@" not in email:
+        raise Unauthorized("Token has no email claim")
+    if claims.get("email_verified") is False:
+        raise Unauthorized("Token's email address is not verified")
+    return email.strip().lower()
 
 
 def _unreachable() -> ServiceUnavailable:

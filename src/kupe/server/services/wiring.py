@@ -11,6 +11,7 @@ from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterService
 from kupe.server.services.cluster_rules import ClusterFeatures
+from kupe.server.services.console_session import ConsoleSessionService
 from kupe.server.services.credentials import CredentialService
 from kupe.server.services.member import MemberService
 from kupe.server.services.oidc import OidcVerifier
@@ -34,6 +35,7 @@ class Services:
     members: MemberService
     credentials: CredentialService
     secrets: SecretService
+    console_sessions: ConsoleSessionService
 
 
 def build_services(
@@ -50,10 +52,11 @@ def build_services(
     tenants = TenantService(db, plans, clock)
     clusters = ClusterService(db, plans, versions, clock, features)
     secrets = SecretService(db, clock, enabled=secrets_enabled)
+    console_sessions = ConsoleSessionService(clock)
     return Services(
         plans=plans,
         versions=versions,
-        auth=AuthService(clock, oidc=oidc),
+        auth=AuthService(clock, oidc=oidc, sessions=console_sessions),
         tenants=tenants,
         lifecycle=TenantLifecycle(tenants, clusters, secrets, clock),
         clusters=clusters,
@@ -61,4 +64,5 @@ def build_services(
         members=MemberService(tenants, clock),
         credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
         secrets=secrets,
+        console_sessions=console_sessions,
     )

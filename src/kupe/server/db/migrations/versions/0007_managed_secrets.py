@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from kupe.server.db.types import UTCDateTime
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
