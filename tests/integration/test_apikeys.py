@@ -278,3 +278,28 @@ async def test_operator_keys_and_expiry_through_the_service(kupe: Kupe) -> None:
     assert (await kupe.client.get(acme.url(), headers=_bearer(issued.raw))).status_code == 200
     kupe.clock.advance(10)
     assert (await kupe.client.get(acme.url(), headers=_bearer(issued.raw))).status_code == 401
+
+
+async def test_a_retried_create_with_its_idempotency_key_mints_no_second_key(kupe: Kupe) -> None:
+    """The replay answers the same id and the same raw key; a different body with the key is
+    refused; only one key exists afterwards."""
+    acme = await kupe.tenant()
+    retry = {**acme.headers, "Idempotency-Key": "mint-ci-1"}
+    body = {"displayName": "ci", "role": "admin"}
+    first = await kupe.client.post(acme.url("/apikeys"), json=body, headers=retry)
+    second = await kupe.client.post(acme.url("/apikeys"), json=body, headers=retry)
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json() == second.json()
+    assert KEY.match(second.json()["key"])
+    other = await kupe.client.post(
+        acme.url("/apikeys"), json={**body, "role": "readonly"}, headers=retry
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    listed = (await kupe.client.get(acme.url("/apikeys"), headers=acme.headers)).json()["items"]
+    assert [k["id"] for k in listed if k["displayName"] == "ci"] == [first.json()["id"]]
+    # The raw key kept for the replay is sealed: it is nowhere in the database in the clear.
+    async with kupe.runtime.db.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT * FROM idempotency_records"))).all()
+    assert rows
+    assert first.json()["key"] not in repr(rows)

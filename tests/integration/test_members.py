@@ -202,3 +202,23 @@ async def test_member_list_pages(kupe: Kupe) -> None:
     assert [m["email"] for m in second.json()["items"]] == ["c@example.com", "d@example.com"]
     bad = await kupe.client.get(acme.url("/members?limit=0"), headers=acme.headers)
     assert bad.status_code == 400
+
+
+async def test_a_retried_add_with_its_idempotency_key_replays_and_other_bodies_are_refused(
+    kupe: Kupe,
+) -> None:
+    acme = await kupe.tenant()
+    first = await _add(kupe, acme, "dev@acme.example.com", "admin", **{"Idempotency-Key": "a1"})
+    # Meanwhile the member is demoted; the replay still answers the original response.
+    demoted = await kupe.client.patch(
+        acme.url("/members/dev@acme.example.com"), json={"role": "readonly"}, headers=acme.headers
+    )
+    assert demoted.status_code == 200, demoted.text
+    second = await _add(kupe, acme, "dev@acme.example.com", "admin", **{"Idempotency-Key": "a1"})
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json() == second.json() == {"email": "dev@acme.example.com", "role": "admin"}
+    other = await _add(kupe, acme, "ops@acme.example.com", "admin", **{"Idempotency-Key": "a1"})
+    assert other.status_code == 409
+    assert other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    members = (await kupe.client.get(acme.url("/members"), headers=acme.headers)).json()["items"]
+    assert sorted(m["email"] for m in members) == [OWNER, "dev@acme.example.com"]

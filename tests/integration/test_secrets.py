@@ -467,3 +467,23 @@ async def test_the_async_sdk_manages_secrets_and_waits_for_active(
         await client.secrets.wait_deleted("db", timeout=30)
         with pytest.raises(NotFound):
             await client.secrets.get("db")
+
+
+async def test_a_retried_create_with_its_idempotency_key_makes_one_secret(
+    kupe: Kupe, openbao: OpenBaoServer
+) -> None:
+    creds = await tenant(kupe)
+    retry = {**creds.headers, "Idempotency-Key": "db-1"}
+    await running(kupe, creds, "web")
+    body = {"name": "db", "secretPath": "db/main", "sync": [target("web")]}
+    first = await kupe.client.post(creds.url("/secrets"), json=body, headers=retry)
+    second = await kupe.client.post(creds.url("/secrets"), json=body, headers=retry)
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json() == second.json()
+    other = await kupe.client.post(
+        creds.url("/secrets"), json={**body, "name": "db2"}, headers=retry
+    )
+    assert other.status_code == 409
+    assert other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    listed = await kupe.client.get(creds.url("/secrets"), headers=creds.headers)
+    assert [s["name"] for s in listed.json()["items"]] == ["db"]

@@ -354,3 +354,54 @@ async def test_body_limits_on_tenant_member_and_key_writes(kupe: Kupe) -> None:
     assert (await _get(kupe, acme)).json()["members"] == [
         {"email": "admin@acme.example.com", "role": "admin"}
     ]
+
+
+async def test_a_suspended_tenants_admins_can_still_revoke_keys_and_remove_members(
+    kupe: Kupe,
+) -> None:
+    """Security operations work while suspended: a leaked key can be revoked, a member removed
+    or demoted; everything else that writes stays refused."""
+    acme = await kupe.tenant(plan="pro")
+    leaked = await kupe.client.post(
+        acme.url("/apikeys"), json={"displayName": "leaked", "role": "admin"}, headers=acme.headers
+    )
+    for email, role in (("gone@acme.example.com", "admin"), ("demoted@acme.example.com", "admin")):
+        added = await kupe.client.post(
+            acme.url("/members"), json={"email": email, "role": role}, headers=acme.headers
+        )
+        assert added.status_code == 201, added.text
+    await _suspend(kupe, "acme")
+    leaked_headers = {"Authorization": f"Bearer {leaked.json()['key']}"}
+    assert (await kupe.client.get(acme.url("/clusters"), headers=leaked_headers)).status_code == 200
+
+    revoked = await kupe.client.delete(
+        acme.url(f"/apikeys/{leaked.json()['id']}"), headers=acme.headers
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert (await kupe.client.get(acme.url("/clusters"), headers=leaked_headers)).status_code == 401
+    removed = await kupe.client.delete(
+        acme.url("/members/gone@acme.example.com"), headers=acme.headers
+    )
+    assert removed.status_code == 204, removed.text
+    demoted = await kupe.client.patch(
+        acme.url("/members/demoted@acme.example.com"),
+        json={"role": "readonly"},
+        headers=acme.headers,
+    )
+    assert demoted.status_code == 200, demoted.text
+    # Promoting is not a security operation: refused while suspended.
+    promoted = await kupe.client.patch(
+        acme.url("/members/demoted@acme.example.com"), json={"role": "admin"}, headers=acme.headers
+    )
+    assert promoted.status_code == 403
+    assert promoted.json()["code"] == "TENANT_SUSPENDED"
+    members = (await kupe.client.get(acme.url("/members"), headers=acme.headers)).json()["items"]
+    assert {m["email"]: m["role"] for m in members}.get("demoted@acme.example.com") == "readonly"
+    assert "gone@acme.example.com" not in {m["email"] for m in members}
+    # A readonly key cannot do them, suspended or not.
+    reader = {"Authorization": f"Bearer {await kupe.api_key('acme', 'readonly')}"}
+    refused = await kupe.client.delete(
+        acme.url("/members/demoted@acme.example.com"), headers=reader
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] != "TENANT_SUSPENDED"

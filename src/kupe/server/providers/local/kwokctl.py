@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import yaml
 
@@ -212,10 +212,14 @@ class Kwokctl:
                     await asyncio.shield(process.wait())
                 if isinstance(exc, TimeoutError):
                     raise KwokctlError(
-                        f"kwokctl {verb} cluster timed out after {limit:g}s"
+                        f"kwokctl {verb} cluster timed out after {limit:g}s: {_tail(output)}"
                     ) from None
                 raise
             if process.returncode != 0:
-                output.seek(0)
-                tail = output.read().decode(errors="replace").strip()[-_TAIL_CHARS:]
-                raise KwokctlError(f"kwokctl {verb} cluster failed: {tail}")
+                raise KwokctlError(f"kwokctl {verb} cluster failed: {_tail(output)}")
+
+
+def _tail(output: IO[bytes]) -> str:
+    """The end of what kwokctl printed (it prints no secrets: tokens live in files)."""
+    output.seek(0)
+    return output.read().decode(errors="replace").strip()[-_TAIL_CHARS:]

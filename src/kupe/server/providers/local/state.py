@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -225,9 +226,15 @@ class Workdir:
 
 
 def _free_ports(count: int, used: set[int], port_range: tuple[int, int]) -> list[int]:
+    """`count` ports nothing listens on, scanning from a random point of the range: another
+    Kupe (or anything else) on this machine that probes the same range at the same moment
+    then almost never picks the same port before either binds it."""
     low, high = port_range
+    size = high - low + 1
+    start = secrets.randbelow(size)
     chosen: list[int] = []
-    for port in range(low, high + 1):
+    for offset in range(size):
+        port = low + (start + offset) % size
         if port in used or not _bindable(port):
             continue
         chosen.append(port)
