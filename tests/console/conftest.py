@@ -24,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from tests.support.live_server import FAST
+from tests.support.openbao import OpenBaoServer
 from tests.support.server_process import KUPE, ProcessGroup, process_group
 
 CHROMIUM = os.environ.get("KUPE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -83,9 +84,14 @@ class LiveConsole:
 
 
 @pytest.fixture(scope="session")
-def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConsole]:
+def live_console(
+    tmp_path_factory: pytest.TempPathFactory, openbao: OpenBaoServer
+) -> Iterator[LiveConsole]:
     workdir = tmp_path_factory.mktemp("console-server")
-    with process_group(workdir, FAST) as group:
+    openbao.ensure_running()
+    vault = {f"KUPE_{k.upper()}": v for k, v in openbao.kupe_credential().items()}
+    settings = {**FAST, **vault, "KUPE_SECRET_RESYNC_SECONDS": "1"}
+    with process_group(workdir, settings) as group:
         server = group.serve().wait_ready()
         yield LiveConsole(server.url, group.api_key(), group)
         server.stop()

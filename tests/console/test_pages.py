@@ -93,7 +93,7 @@ async def test_unknown_pages_and_names_answer_404_pages(kupe: Kupe) -> None:
         await browser.sign_in(acme.key)
         for path in (
             "/t/acme/nothing-here",
-            "/t/acme/secrets",  # until the secrets API lands
+            "/t/acme/secrets",  # no OpenBao configured here
             "/t/acme/clusters/Not_A_Name",
             "/t/ACME/clusters",
         ):

@@ -20,7 +20,7 @@ from kupe.server.providers.local.install import Installer
 from kupe.server.providers.local.processes import kill_all
 from kupe.server.providers.local.provider import LocalProvider
 from kupe.server.providers.registry import ProviderContext
-from tests.local.support import TokenReviews, token_review_server
+from tests.local.support import TokenReviews, token_review_server, worker_ports
 
 CACHE_DIR = Path(os.environ.get("KUPE_LOCAL_CACHE_DIR") or Path.home() / ".cache" / "kupe")
 VERSIONS = ("1.36", "1.37")
@@ -73,6 +73,8 @@ async def make_provider(
 
     def make(**settings: Any) -> LocalProvider:
         settings.setdefault("workdir", shared_workdir)
+        settings.setdefault("port_min", worker_ports()[0])
+        settings.setdefault("port_max", worker_ports()[1])
         context = ProviderContext(
             clock=SystemClock(),
             metrics=Metrics(),

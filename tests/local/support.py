@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 import threading
@@ -24,6 +25,15 @@ from kupe.server.providers.base import ClusterSpec, InfraPhase, InfraState, Prov
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 GIB = 2**30
+
+
+def worker_ports() -> tuple[int, int]:
+    """A loopback port range of this test worker's own: clusters of parallel workers (separate
+    workdirs, so separate port bookkeeping) never race for one port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % 6 if worker.isdigit() else 0
+    low = 20000 + index * 2000
+    return low, low + 1999
 
 
 def spec(version: str = "1.36", **changes: Any) -> ClusterSpec:

@@ -22,6 +22,7 @@ import yaml
 from kupe.cli.kubeconfig import use_executable
 from kupe.core.quantity import parse_cpu, parse_memory, parse_storage
 from kupe.server.providers.local.processes import kill_all
+from tests.local.support import worker_ports
 from tests.support.live_server import KUBECTL_BIN, KUPE_BIN
 from tests.support.openbao import OpenBaoServer
 from tests.support.server_process import KupeProcess, ProcessGroup, process_group
@@ -31,6 +32,8 @@ SETTINGS = {
     "KUPE_RESYNC_SECONDS": "5",  # a dead API server is noticed within seconds
     "KUPE_RECONCILE_POLL_SECONDS": "0.5",
     "KUPE_LOCAL_MAX_CLUSTERS": "2",
+    "KUPE_LOCAL_PORT_MIN": str(worker_ports()[0]),
+    "KUPE_LOCAL_PORT_MAX": str(worker_ports()[1]),
 }
 
 

@@ -76,6 +76,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.scopes = RequestScopes(runtime)
+    # Optional capabilities this process can serve (the console links only to those).
+    app.state.features = {"secrets": runtime.vault is not None}
     install_error_handlers(app)
     install_docs(app, "/api/v1/openapi.json")
     app.include_router(system.router)

@@ -1,7 +1,8 @@
 """The console's sections, and which optional ones this server offers.
 
-A section whose API is not built yet (secrets, invoices, alerting) appears only once the
-server has its routes, so the console grows with the API without a second switch.
+A section whose API is not built yet (invoices, alerting) appears only once the server has its
+routes, so the console grows with the API without a second switch; secrets appear only where
+OpenBao is configured.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute
+from starlette.routing import Match
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Section:
     needs: str | None = None
     # Where a generic section's objects are listed (relative to the tenant).
     api_path: str = ""
+    # A capability the server must also have switched on (app.state.features), for APIs
+    # that exist on every server but need something configured (secrets need OpenBao).
+    feature: str | None = None
 
 
 CORE_SECTIONS = (
@@ -30,7 +34,13 @@ CORE_SECTIONS = (
     Section("tenant", "Tenant"),
 )
 OPTIONAL_SECTIONS = (
-    Section("secrets", "Secrets", needs="/api/v1/tenants/{tenant}/secrets", api_path="/secrets"),
+    Section(
+        "secrets",
+        "Secrets",
+        needs="/api/v1/tenants/{tenant}/secrets",
+        api_path="/secrets",
+        feature="secrets",
+    ),
     Section(
         "invoices", "Invoices", needs="/api/v1/tenants/{tenant}/invoices", api_path="/invoices"
     ),
@@ -44,21 +54,22 @@ OPTIONAL_SECTIONS = (
 OPTIONAL_BY_SLUG = {section.slug: section for section in OPTIONAL_SECTIONS}
 
 
-def _paths(routes: list[BaseRoute]) -> set[str]:
-    found: set[str] = set()
-    for route in routes:
-        path = getattr(route, "path", None)
-        if isinstance(path, str):
-            found.add(path)
-    return found
+def _served(request: Request, path: str) -> bool:
+    """Whether one of the app's routes fully matches a GET of `path` (asked through the routes'
+    own matching, which works however the framework nests included routers)."""
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": []}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
 
 
 def offered(request: Request, section: Section) -> bool:
-    """Whether this server has the API `section` needs (a route starting with it)."""
+    """Whether this server has the API `section` needs (the route, or one below it)."""
     if section.needs is None:
         return True
-    needs = section.needs
-    return any(path == needs or path.startswith(needs + "/") for path in _paths(request.app.routes))
+    features: dict[str, bool] = getattr(request.app.state, "features", {})
+    if section.feature is not None and not features.get(section.feature, False):
+        return False
+    needs = section.needs.replace("{tenant}", "t")
+    return _served(request, needs) or _served(request, needs + "/x")
 
 
 def sections(request: Request, role: str) -> list[Section]:

@@ -96,9 +96,16 @@ async def tenant_page(request: Request, tenant: str) -> Response:
     return await page(request, tenant, "tenant.html", "tenant", "Tenant")
 
 
+@router.get("/t/{tenant}/secrets")
+async def secrets(request: Request, tenant: str) -> Response:
+    if not offered(request, OPTIONAL_BY_SLUG["secrets"]):
+        return error_page(request, 404, "There is no such page.")
+    return await page(request, tenant, "secrets.html", "secrets", "Secrets")
+
+
 @router.get("/t/{tenant}/{slug}")
 async def optional_section(request: Request, tenant: str, slug: str) -> Response:
-    """Secrets, invoices, alerting: once the server has their API (see nav.py)."""
+    """Invoices, alerting: once the server has their API (see nav.py)."""
     section = OPTIONAL_BY_SLUG.get(slug)
     if section is None or not offered(request, section):
         return error_page(request, 404, "There is no such page.")
