@@ -195,6 +195,14 @@ def test_profiles_and_environment_precedence(live_server: LiveKupe, tmp_path: Pa
     [cached] = (tmp_path / ".cache" / "kupe" / "credentials").iterdir()
     assert stat.S_IMODE(cached.stat().st_mode) == 0o600
     assert stat.S_IMODE(cached.parent.stat().st_mode) == 0o700
+    # Another cluster behind the same name (deleted and created again: a new CA) gets a new
+    # token, never its predecessor's; kubectl says which cluster it talks to.
+    info = {"kind": "ExecCredential", "spec": {"cluster": {"server": "https://127.0.0.1:1"}}}
+    info["spec"]["cluster"]["certificate-authority-data"] = "bmV3IGNh"
+    renewed = invoke(
+        live_server, tmp_path, *get_token, **NO_ENV, KUBERNETES_EXEC_INFO=json.dumps(info)
+    )
+    assert json.loads(renewed.stdout)["status"]["token"] != first["token"]
     invoke(live_server, tmp_path, "clusters", "delete", name, "--yes", **local)
 
     without = invoke(live_server, tmp_path, "auth", "get-token", "--profile", "local", **NO_ENV)

@@ -32,10 +32,23 @@ def _cache_dir() -> Path:
 
 
 def _cache_file(api_url: str, tenant: str, cluster: str, api_key: str) -> Path:
-    # The key's hash is part of the name: another key never reuses this key's token.
+    # The key's hash is part of the name: another key never reuses this key's token. So is the
+    # cluster kubectl is talking to (its address and CA, from KUBERNETES_EXEC_INFO): a cluster
+    # deleted and created again under the same name never gets its predecessor's token.
     key = hashlib.sha256(api_key.encode()).hexdigest()
-    digest = hashlib.sha256("\n".join((api_url, tenant, cluster, key)).encode()).hexdigest()
+    parts = (api_url, tenant, cluster, key, _exec_cluster())
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     return _cache_dir() / f"{digest}.json"
+
+
+def _exec_cluster() -> str:
+    """The server and CA kubectl passes to the plugin (`provideClusterInfo`), or ""."""
+    try:
+        info = json.loads(os.environ.get("KUBERNETES_EXEC_INFO", ""))
+        found = info["spec"]["cluster"]
+        return f"{found.get('server', '')}\n{found.get('certificate-authority-data', '')}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 def _cached(path: Path, now: datetime) -> dict[str, str] | None:

@@ -46,7 +46,7 @@ def build_kubeconfig(
                         "command": "kupe",
                         "args": args,
                         "interactiveMode": "Never",
-                        "provideClusterInfo": False,
+                        "provideClusterInfo": True,
                     }
                 },
             }
