@@ -116,9 +116,9 @@ def main(args: argparse.Namespace) -> None:
             time.sleep(args.settle_seconds)  # let start-up allocations settle
             report_memory_and_cpu(sorted(workdir.iterdir()), args)
         finally:
-            began = time.monotonic()
+            began, count = time.monotonic(), len(made)
             delete_all(http, made)
-            print(f"deleted {len(made)} clusters in {time.monotonic() - began:.1f}s")
+            print(f"deleted {count} clusters in {time.monotonic() - began:.1f}s")
             http.close()
             server.stop()
             kill_all(base)
