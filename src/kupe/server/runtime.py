@@ -8,11 +8,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 
 from kupe.core.clock import Clock, SystemClock
 from kupe.core.errors import AlreadyExists
 from kupe.core.versions import VersionCatalogue
+from kupe.server.alertmanager.backends import BackendError
 from kupe.server.alertmanager.setup import alert_backend, alert_checker, server_sealer
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
@@ -143,6 +145,11 @@ class Runtime:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
         if self.run_reconciler:
+            try:
+                await self.alert_backend.start()
+            except BackendError as exc:
+                # Alerting must not keep the API down: the pushes retry, and say why.
+                structlog.get_logger("kupe").warning("alerting.start_failed", error=str(exc))
             self.reconciler.start()
         return result
 

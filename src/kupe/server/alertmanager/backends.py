@@ -32,6 +32,10 @@ class AlertBackend(Protocol):
         """Serve `config` for `tenant` (None: serve nothing for it)."""
         ...
 
+    async def start(self) -> None:
+        """At the start of a process that reconciles: serve what was delivered before."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -41,6 +45,9 @@ class NoBackend:
     name = "none"
 
     async def push(self, tenant: TenantTarget, config: dict[str, Any] | None) -> None:
+        return None
+
+    async def start(self) -> None:
         return None
 
     async def aclose(self) -> None:
@@ -81,6 +88,9 @@ class MimirBackend:
                 f"Mimir answered {response.status_code} to the configuration of {tenant.name!r}",
                 transient=response.status_code >= 500 or response.status_code == 429,
             )
+
+    async def start(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         await self._client.aclose()

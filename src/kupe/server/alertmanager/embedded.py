@@ -68,9 +68,18 @@ class EmbeddedAlertmanager:
     def config_file(self) -> Path:
         return self.directory / "alertmanager.yml"
 
+    async def start(self) -> None:
+        """Run the Alertmanager on the configuration last assembled, if there is one (the
+        tenants' parts are pushed again as their rows come due)."""
+        if self.config_file.is_file():
+            async with self._lock:
+                await self._ensure_running()
+
     async def push(self, tenant: TenantTarget, config: dict[str, Any] | None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
         parts = self.directory / "tenants"
-        parts.mkdir(parents=True, exist_ok=True, mode=0o700)
+        parts.mkdir(exist_ok=True, mode=0o700)
         part = parts / f"{tenant.id}.json"
         if config is None:
             part.unlink(missing_ok=True)
