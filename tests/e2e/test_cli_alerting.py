@@ -49,6 +49,7 @@ def served(tmp_path: Path) -> Iterator[tuple[LiveKupe, int]]:
         "KUPE_ALERTING__BACKEND": "embedded",
         "KUPE_ALERTING__CACHE_DIR": str(CACHE_DIR),
         "KUPE_ALERTING__EMBEDDED_PORT": str(port),
+        "KUPE_WEBHOOK_ALLOW_PRIVATE": "true",
     }
     (tmp_path / "server").mkdir()
     with live_kupe(tmp_path / "server", settings) as live:

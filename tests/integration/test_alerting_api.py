@@ -214,6 +214,29 @@ async def test_global_credentials_are_masked_and_kept(kupe: Kupe) -> None:
         assert secret not in dumped
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9093/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://0.0.0.0/hook",
+    ],
+)
+async def test_private_addresses_are_refused_by_default(kupe: Kupe, url: str) -> None:
+    acme = await kupe.tenant("acme")
+    refused = await put(kupe, acme, "receivers/oncall", {"webhook_configs": [{"url": url}]})
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "webhook_configs.0.url"
+    assert url not in refused.text
+    proxied = {"webhook_configs": [{"url": HOOK, "http_config": {"proxy_url": url}}]}
+    assert (await put(kupe, acme, "receivers/oncall", proxied)).status_code == 400
+    glob = await put(kupe, acme, "global", {"slack_api_url": url})
+    assert glob.json()["field"] == "slack_api_url"
+
+
 async def test_roles_plan_cap_and_tenants_apart(kupe: Kupe) -> None:
     acme = await kupe.tenant("acme", plan="starter")  # maxReceivers: 2
     other = await kupe.tenant("other")

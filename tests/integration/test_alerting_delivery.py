@@ -75,7 +75,12 @@ def settings_for(tmp_path: Path, database_url: str, cache: Path) -> Any:
     return test_settings(
         tmp_path,
         database_url,
-        alerting={"backend": "embedded", "cache_dir": cache, "embedded_port": 0},
+        alerting={
+            "backend": "embedded",
+            "cache_dir": cache,
+            "embedded_port": 0,
+            "webhook_allow_private": True,
+        },
     )
 
 

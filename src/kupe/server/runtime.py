@@ -102,6 +102,7 @@ class Runtime:
             secrets_enabled=self.vault is not None,
             sealer=self.sealer,
             alert_checker=alert_checker(settings.alerting),
+            webhook_allow_private=settings.alerting.webhook_allow_private,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(

@@ -222,6 +222,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
+    "webhook_allow_private": ("alerting", "webhook_allow_private"),
 }
 _TOP_LEVEL = (
     "host",

@@ -41,7 +41,7 @@ class ConfigChecker:
         credentials replaced by `"<secret>"`. CheckerUnavailable when there is no verdict."""
         if not self.available:
             raise CheckerUnavailable(
-                f"the Alertmanager checker {self.amtool} is not installed "
+                "the Alertmanager checker (amtool) is not installed on this server "
                 "(kupe local install-alertmanager)"
             )
         async with self._slots:
@@ -76,7 +76,9 @@ class ConfigChecker:
                 raise CheckerUnavailable(
                     f"the Alertmanager checker did not answer within {self.timeout:g}s"
                 ) from None
-            return out.decode(errors="replace")[:4000], process.returncode or 0
+            # Where the file was is nobody's business but Kupe's.
+            text = out.decode(errors="replace").replace(str(workdir) + "/", "")
+            return text[:4000], process.returncode or 0
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

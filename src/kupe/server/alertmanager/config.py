@@ -8,6 +8,7 @@ Pure functions on JSON values; walks are iterative or bounded by the request nes
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any, Final
@@ -91,6 +92,37 @@ def file_reference(value: Any, where: str) -> str | None:
             if isinstance(key, str) and key.endswith(("_file", "_files")):
                 return here
             pending.append((child, here))
+    return None
+
+
+def _private_host(host: str) -> bool:
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return not address.is_global or address.is_multicast
+
+
+def private_url(value: Any, where: str) -> str | None:
+    """The field path of the first URL-valued field pointing at a loopback, private,
+    link-local or unspecified address (an IP literal or `localhost`), or None."""
+    pending: list[tuple[Any, str]] = [(value, where)]
+    while pending:
+        item, path = pending.pop()
+        for key, child in _children(item):
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and key.endswith("url") and isinstance(child, str):
+                try:
+                    host = urlsplit(child).hostname
+                except ValueError:
+                    continue
+                if host and _private_host(host):
+                    return here
+            else:
+                pending.append((child, here))
     return None
 
 

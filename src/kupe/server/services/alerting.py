@@ -32,6 +32,7 @@ from kupe.server.alertmanager.config import (
     RECEIVER_NAME,
     file_reference,
     mask,
+    private_url,
     restore,
     route_receivers,
 )
@@ -80,12 +81,16 @@ class AlertingService:
         clock: Clock,
         sealer: Sealer,
         checker: ConfigChecker | None,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self.db = db
         self.plans = plans
         self.clock = clock
         self.sealer = sealer
         self.checker = checker
+        # Receiver URLs on loopback or private addresses (KUPE_WEBHOOK_ALLOW_PRIVATE).
+        self.allow_private = allow_private
 
     async def documents(self, session: AsyncSession, tenant_id: str) -> Documents:
         stored = await AlertingRepository(session, tenant_id).stored()
@@ -135,7 +140,7 @@ class AlertingService:
                 field="name",
             )
         given = {k: v for k, v in body.items() if k != "name"}
-        _no_files(given, "")
+        self._acceptable(given, "")
         limit = self.plans.get(unit.principal.tenant.plan).observability_pool.max_receivers
 
         def change(docs: Documents) -> _Change | None:
@@ -208,7 +213,7 @@ class AlertingService:
     ) -> Versioned:
         """Replace the global section (`{}` clears it)."""
         unit.principal.require_admin()
-        _no_files(body, "")
+        self._acceptable(body, "")
 
         def change(docs: Documents) -> _Change | None:
             _precondition(if_match, docs.global_version)
@@ -295,11 +300,23 @@ class AlertingService:
         async with self.db.read() as session:
             return await self.documents(session, tenant_id)
 
+    def _acceptable(self, value: Any, where: str) -> None:
+        _no_files(value, where)
+        if self.allow_private:
+            return
+        found = private_url(value, where)
+        if found is not None:
+            raise ValidationFailed(
+                "URLs on loopback, private or link-local addresses are not accepted on this "
+                "installation",
+                field=found,
+            )
+
     async def _check(self, docs: Documents) -> None:
         if self.checker is None:
             raise ServiceUnavailable(
-                "Alertmanager's configuration checker is not installed on this server "
-                "(kupe local install-alertmanager); nothing was stored"
+                "Alertmanager's configuration checker is not available on this server; "
+                "nothing was stored"
             )
         try:
             problem = await self.checker.check(docs.effective())

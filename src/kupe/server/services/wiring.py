@@ -54,6 +54,7 @@ def build_services(
     secrets_enabled: bool = False,
     sealer: Sealer | None = None,
     alert_checker: ConfigChecker | None = None,
+    webhook_allow_private: bool = False,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
@@ -73,5 +74,12 @@ def build_services(
         secrets=secrets,
         console_sessions=console_sessions,
         # Operator commands never touch alerting: a key of their own, never stored.
-        alerting=AlertingService(db, plans, clock, sealer or Sealer(os.urandom(32)), alert_checker),
+        alerting=AlertingService(
+            db,
+            plans,
+            clock,
+            sealer or Sealer(os.urandom(32)),
+            alert_checker,
+            allow_private=webhook_allow_private,
+        ),
     )
