@@ -184,6 +184,6 @@ def effective(
     if routes:
         config["route"]["routes"] = routes
     config["receivers"] = [{"name": DEFAULT_RECEIVER}] + [
-        {**body, "name": name} for name, body in sorted(receivers.items())
+        {"name": name, **body} for name, body in sorted(receivers.items())
     ]
     return config
