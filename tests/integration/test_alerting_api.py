@@ -117,6 +117,14 @@ async def test_invalid_configuration_is_refused_with_alertmanagers_message(kupe:
     refused_route = await put(kupe, acme, "routes", bad_route)
     assert refused_route.status_code == 400
     assert "soon" in refused_route.json()["error"]
+    for unwritable in (b'{"webhook_configs": [{"url": "a\\u0000"}]}', b'{"x\\ud800": 1}'):
+        refused_text = await kupe.client.put(
+            acme.url("/alertmanager/receivers/oncall"),
+            content=unwritable,
+            headers={**acme.headers, "Content-Type": "application/json"},
+        )
+        assert refused_text.status_code == 400, refused_text.text
+        assert refused_text.json()["code"] in ("VALIDATION_FAILED", "MALFORMED_JSON")
     bad_global = await put(kupe, acme, "global", {"resolve_timeout": "eventually"})
     assert bad_global.status_code == 400
     assert (await get(kupe, acme, "global")).json() == {}

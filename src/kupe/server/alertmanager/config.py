@@ -95,6 +95,25 @@ def file_reference(value: Any, where: str) -> str | None:
     return None
 
 
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unwritable_text(value: Any, where: str) -> str | None:
+    """The field path of the first key or string holding NUL or an unpaired surrogate (no
+    configuration file can carry them), or None."""
+    pending: list[tuple[Any, str]] = [(value, where)]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, str) and _UNWRITABLE.search(item):
+            return path or "body"
+        for key, child in _children(item):
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _UNWRITABLE.search(key):
+                return path or "body"
+            pending.append((child, here))
+    return None
+
+
 def _private_host(host: str) -> bool:
     name = host.strip("[]").rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):

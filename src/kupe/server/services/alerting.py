@@ -35,6 +35,7 @@ from kupe.server.alertmanager.config import (
     private_url,
     restore,
     route_receivers,
+    unwritable_text,
 )
 from kupe.server.alertmanager.documents import (
     Documents,
@@ -192,7 +193,7 @@ class AlertingService:
         for index, route in enumerate(routes):
             if not isinstance(route, dict):
                 raise ValidationFailed("a route is an object", field=f"items.{index}")
-        _no_files(routes, "items")
+        self._acceptable(routes, "items")
 
         def change(docs: Documents) -> _Change | None:
             _precondition(if_match, docs.routes_version)
@@ -301,6 +302,11 @@ class AlertingService:
             return await self.documents(session, tenant_id)
 
     def _acceptable(self, value: Any, where: str) -> None:
+        bad_text = unwritable_text(value, where)
+        if bad_text is not None:
+            raise ValidationFailed(
+                "text must not contain NUL characters or unpaired surrogates", field=bad_text
+            )
         _no_files(value, where)
         if self.allow_private:
             return
