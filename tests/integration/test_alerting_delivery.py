@@ -170,3 +170,37 @@ async def test_a_restarted_kupe_serves_the_delivered_configuration(
         await am.start()
         await post_alert(am.url, tenant="acme", severity="critical")
         assert {labels["tenant"] for labels in await wait_for(hooks, "/acme")} == {"acme"}
+
+
+async def test_a_removed_tenant_is_taken_out_of_the_alertmanager(
+    database_url: str, tmp_path: Path, alertmanager_cache: Path, hooks: Hooks
+) -> None:
+    async with running_kupe(settings_for(tmp_path, database_url, alertmanager_cache)) as kupe:
+        acme, other = await kupe.tenant("acme"), await kupe.tenant("other")
+        await configure(kupe, acme, hooks.url)
+        await configure(kupe, other, hooks.url)
+        await kupe.step()
+        am = embedded(kupe)
+        assert "acme/oncall" in am.config_file.read_text()
+        lifecycle = kupe.runtime.services.lifecycle
+        async with kupe.runtime.db.write() as session:
+            tenant = await kupe.runtime.services.tenants.tenant(session, "acme")
+            await lifecycle.begin_deletion(session, tenant, cascade=True)
+        await kupe.step(kupe.runtime.settings.alerting.resync_seconds + 1)
+        await kupe.step(kupe.runtime.settings.alerting.resync_seconds + 1)
+        served = am.config_file.read_text()
+        assert "acme/" not in served
+        assert "other/oncall" in served
+        async with kupe.runtime.db.read() as session:
+            removed = (
+                await session.execute(
+                    text(
+                        "SELECT t.name, c.removed_at IS NOT NULL FROM alertmanager_configs c "
+                        "JOIN tenants t ON t.id = c.tenant_id"
+                    )
+                )
+            ).all()
+        assert sorted(removed) == [("acme", True), ("other", False)]
+        # Alertmanager serves the new configuration: other's alerts still arrive.
+        await post_alert(am.url, tenant="other", severity="critical")
+        assert {labels["tenant"] for labels in await wait_for(hooks, "/other")} == {"other"}

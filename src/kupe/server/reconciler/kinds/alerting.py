@@ -4,7 +4,9 @@ backend, and take it away once the tenant is removed.
 Level-triggered: every pass pushes what is stored now (pushing the same configuration again
 changes nothing), so a crash at any moment is followed by a pass that converges. The outcome
 is written only for the generation that was pushed; a write meanwhile means another pass.
-Credentials pass through memory only, to the backend: never into logs or errors.
+Credentials pass through memory only, to the backend: never into logs or errors. A tenant
+being deleted is served nothing from its next pass (at most `resync_seconds` later); once it
+is removed, its row is too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.core.clock import Clock
+from kupe.core.phases import TenantPhase
 from kupe.server.alertmanager.backends import AlertBackend, BackendError, TenantTarget
 from kupe.server.alertmanager.documents import open_documents
 from kupe.server.db.engine import Database
@@ -38,6 +41,8 @@ class AlertingItem:
     tenant_id: str
     tenant: str
     tenant_removed: bool
+    # Terminating or removed: its alerts go nowhere any more.
+    tenant_closed: bool
     generation: int
     observed_generation: int
     push_error: str | None
@@ -57,16 +62,18 @@ _COLUMNS = (
     _A.resource_version,
     select(Tenant.name).where(Tenant.id == AlertmanagerConfig.tenant_id).scalar_subquery(),
     select(Tenant.removed_at).where(Tenant.id == AlertmanagerConfig.tenant_id).scalar_subquery(),
+    select(Tenant.phase).where(Tenant.id == AlertmanagerConfig.tenant_id).scalar_subquery(),
 )
 
 
 def _make(row: Sequence[Any], lease: str) -> AlertingItem:
-    item_id, tenant_id, generation, observed, error, failures, version, tenant, removed = row
+    item_id, tenant_id, generation, observed, error, failures, version, tenant, removed, phase = row
     return AlertingItem(
         item_id,
         tenant_id,
         tenant,
         removed is not None,
+        removed is not None or phase == TenantPhase.TERMINATING,
         generation,
         observed,
         error,
@@ -121,7 +128,7 @@ class AlertingKind:
         target = TenantTarget(item.tenant_id, item.tenant)
         try:
             config: dict[str, Any] | None = None
-            if not item.tenant_removed:
+            if not item.tenant_closed:
                 async with self.db.read() as session:
                     stored = await AlertingRepository(session, item.tenant_id).stored()
                 config = open_documents(self.sealer, stored).effective()
