@@ -5,6 +5,7 @@ rest."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -295,3 +296,20 @@ async def _tenant_id(kupe: Kupe, name: str = "acme") -> str:
         )
     assert found is not None
     return str(found)
+
+
+async def test_concurrent_writes_serialise_and_keep_the_cap(kupe: Kupe) -> None:
+    acme = await kupe.tenant("acme", plan="starter")  # maxReceivers: 2
+    assert (await put(kupe, acme, "receivers/first", RECEIVER)).status_code == 200
+    racers = await asyncio.gather(*(put(kupe, acme, f"receivers/r{i}", RECEIVER) for i in range(5)))
+    assert sorted(r.status_code for r in racers) == [200, 403, 403, 403, 403]
+    listed = (await get(kupe, acme, "receivers")).json()["items"]
+    assert len(listed) == 2
+    other = await kupe.tenant("other", plan="pro")
+    writes = await asyncio.gather(
+        *(put(kupe, other, f"receivers/r{i}", RECEIVER) for i in range(5)),
+        put(kupe, other, "global", {"smtp_from": "ops@example.com"}),
+    )
+    assert [w.status_code for w in writes] == [200] * 6
+    assert len((await get(kupe, other, "receivers")).json()["items"]) == 5
+    assert (await get(kupe, other, "global")).json() == {"smtp_from": "ops@example.com"}

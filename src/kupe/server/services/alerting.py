@@ -2,8 +2,9 @@
 version; every write is checked by Alertmanager's own loader on the tenant's effective
 configuration before it is stored, and recorded for the reconciler to push.
 
-Writes serialise per tenant on the config row (compare-and-set on its resourceVersion): the
-check always judges the configuration the write turns into.
+Writes serialise per tenant on the config row (compare-and-set on its resourceVersion; after a
+lost race, under the row's lock): the check always judges the configuration the write turns
+into.
 """
 
 from __future__ import annotations
@@ -296,8 +297,12 @@ class AlertingService:
         await repo.session.flush()
 
     async def _read(self, unit: UnitOfWork, tenant_id: str) -> Documents:
+        """Optimistic first (no lock while Alertmanager checks); after a lost race, under the
+        config row's lock, so the next attempt cannot lose again."""
         if unit.started:
-            return await self.documents(await unit.session(), tenant_id)
+            session = await unit.session()
+            await AlertingRepository(session, tenant_id).lock_config()
+            return await self.documents(session, tenant_id)
         async with self.db.read() as session:
             return await self.documents(session, tenant_id)
 

@@ -24,6 +24,15 @@ class AlertingRepository(TenantScoped):
         )
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def lock_config(self) -> None:
+        """Hold the tenant's config row until the transaction ends (PostgreSQL; SQLite's
+        write transaction already excludes every other writer)."""
+        await self.session.execute(
+            select(AlertmanagerConfig.id)
+            .where(AlertmanagerConfig.tenant_id == self.tenant_id)
+            .with_for_update()
+        )
+
     async def stored(self) -> StoredAlerting:
         """Everything stored for the tenant, in one snapshot of plain values."""
         config = await self.config()
