@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import text
 
 from kupe.server.alertmanager.embedded import EmbeddedAlertmanager
@@ -204,3 +205,64 @@ async def test_a_removed_tenant_is_taken_out_of_the_alertmanager(
         # Alertmanager serves the new configuration: other's alerts still arrive.
         await post_alert(am.url, tenant="other", severity="critical")
         assert {labels["tenant"] for labels in await wait_for(hooks, "/other")} == {"other"}
+
+
+class MimirStandIn:
+    """Records what Kupe sends to a Mimir Alertmanager configuration API. No Mimir runs here:
+    this checks Kupe's requests against Mimir's documented API, not Mimir's answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str | None, bytes]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                stand_in.requests.append(
+                    (self.command, self.path, self.headers.get("X-Scope-OrgID"), body)
+                )
+                self.send_response(201 if self.command == "POST" else 200)
+                self.end_headers()
+
+            do_POST = _record
+            do_DELETE = _record
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+async def test_mimir_backend_sends_each_tenant_its_configuration(
+    database_url: str, tmp_path: Path, alertmanager_cache: Path
+) -> None:
+
+    mimir = MimirStandIn()
+    thread = threading.Thread(target=mimir.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = test_settings(
+            tmp_path,
+            database_url,
+            alerting={"backend": "mimir", "mimir_url": mimir.url, "cache_dir": alertmanager_cache},
+        )
+        async with running_kupe(settings) as kupe:
+            acme = await kupe.tenant("acme")
+            body = {"webhook_configs": [{"url": "https://hooks.example.com/acme-t0ken"}]}
+            put = await kupe.client.put(
+                acme.url("/alertmanager/receivers/oncall"), json=body, headers=acme.headers
+            )
+            assert put.status_code == 200
+            await kupe.step()
+        method, path, org, sent = mimir.requests[-1]
+        assert (method, path, org) == ("POST", "/api/v1/alerts", "acme")
+        document = yaml.safe_load(sent)
+        assert document["template_files"] == {}
+        config = yaml.safe_load(document["alertmanager_config"])
+        assert config["route"]["receiver"] == "kupe-default"
+        assert config["receivers"][1] == {"name": "oncall", **body}
+    finally:
+        mimir.server.shutdown()
+        mimir.server.server_close()
