@@ -313,3 +313,20 @@ async def test_concurrent_writes_serialise_and_keep_the_cap(kupe: Kupe) -> None:
     assert [w.status_code for w in writes] == [200] * 6
     assert len((await get(kupe, other, "receivers")).json()["items"]) == 5
     assert (await get(kupe, other, "global")).json() == {"smtp_from": "ops@example.com"}
+
+
+async def test_another_server_key_answers_503_not_500(database_url: str, tmp_path: Path) -> None:
+    first = {"backend": "none", "secret_key": "A" * 43 + "="}
+    settings = test_settings(tmp_path, database_url, alerting=first)
+    async with running_kupe(settings) as kupe:
+        acme = await kupe.tenant("acme")
+        assert (await put(kupe, acme, "receivers/oncall", RECEIVER)).status_code == 200
+    second = test_settings(
+        tmp_path, database_url, alerting={"backend": "none", "secret_key": "B" * 43 + "="}
+    )
+    async with running_kupe(second) as kupe:
+        answer = await kupe.client.get(
+            acme.url("/alertmanager/receivers/oncall"), headers=acme.headers
+        )
+        assert answer.status_code == 503
+        assert "server's key" in answer.json()["error"]

@@ -266,3 +266,49 @@ async def test_mimir_backend_sends_each_tenant_its_configuration(
     finally:
         mimir.server.shutdown()
         mimir.server.server_close()
+
+
+async def test_tenant_globals_are_written_into_their_own_integrations(
+    database_url: str, tmp_path: Path, alertmanager_cache: Path
+) -> None:
+    async with running_kupe(settings_for(tmp_path, database_url, alertmanager_cache)) as kupe:
+        acme, other = await kupe.tenant("acme"), await kupe.tenant("other")
+        glob = {
+            "slack_api_url": "https://hooks.slack.com/services/T/B/acme",
+            "smtp_smarthost": "smtp.acme.example:587",
+            "smtp_from": "alerts@acme.example",
+            "http_config": {"follow_redirects": False},
+        }
+        answers = [
+            await kupe.client.put(
+                acme.url("/alertmanager/global"), json=glob, headers=acme.headers
+            ),
+            await kupe.client.put(
+                acme.url("/alertmanager/receivers/chat"),
+                json={"slack_configs": [{"channel": "#ops"}]},
+                headers=acme.headers,
+            ),
+            await kupe.client.put(
+                acme.url("/alertmanager/receivers/mail"),
+                json={"email_configs": [{"to": "ops@acme.example"}]},
+                headers=acme.headers,
+            ),
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+        await configure(kupe, other, "https://hooks.example.com")
+        await kupe.step()
+        served = yaml.safe_load(embedded(kupe).config_file.read_text())
+        receivers = {r["name"]: r for r in served["receivers"]}
+        chat = receivers["acme/chat"]["slack_configs"][0]
+        assert chat["api_url"] == glob["slack_api_url"]
+        assert chat["http_config"] == {"follow_redirects": False}
+        mail = receivers["acme/mail"]["email_configs"][0]
+        assert (mail["smarthost"], mail["from"]) == ("smtp.acme.example:587", "alerts@acme.example")
+        assert "http_config" not in mail
+        # Another tenant's integrations get none of acme's globals.
+        assert "http_config" not in receivers["other/oncall"]["webhook_configs"][0]
+        async with kupe.runtime.db.read() as session:
+            errors = (
+                await session.execute(text("SELECT push_error FROM alertmanager_configs"))
+            ).all()
+        assert errors == [(None,), (None,)]

@@ -27,6 +27,7 @@ import httpx
 import yaml
 
 from kupe.server.alertmanager.backends import BackendError, TenantTarget
+from kupe.server.alertmanager.checker import CheckerUnavailable, ConfigChecker
 from kupe.server.alertmanager.installation import installation_config, tenant_part
 
 _READY_SECONDS = 15.0
@@ -52,8 +53,19 @@ class EmbeddedAlertmanager:
 
     name = "embedded"
 
-    def __init__(self, binary: Path, directory: Path, *, port: int, timeout: float) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        directory: Path,
+        *,
+        port: int,
+        timeout: float,
+        checker: ConfigChecker | None = None,
+    ) -> None:
         self.binary = binary
+        # Each tenant's part is checked on its own before it joins the others: one tenant can
+        # never make the installation's configuration invalid for everyone.
+        self.checker = checker
         self.directory = directory
         self.port = port or _free_port()
         self.timeout = timeout
@@ -84,11 +96,26 @@ class EmbeddedAlertmanager:
         if config is None:
             part.unlink(missing_ok=True)
         else:
-            _write_private(part, json.dumps([tenant.name, tenant_part(tenant.name, config)]))
+            mine = tenant_part(tenant.name, config)
+            await self._check_alone(tenant, mine)
+            _write_private(part, json.dumps([tenant.name, mine]))
         async with self._lock:
             await asyncio.to_thread(self._assemble)
             await self._ensure_running()
             await self._reload()
+
+    async def _check_alone(self, tenant: TenantTarget, part: dict[str, Any]) -> None:
+        if self.checker is None:
+            return
+        try:
+            problem = await self.checker.check(installation_config([(tenant.name, part)]))
+        except CheckerUnavailable as exc:
+            raise BackendError(str(exc)) from None
+        if problem is not None:
+            raise BackendError(
+                f"the installation's Alertmanager refuses this tenant's part: {problem}",
+                transient=False,
+            )
 
     def _assemble(self) -> None:
         with open(self.directory / ".lock", "a") as lock:

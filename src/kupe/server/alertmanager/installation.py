@@ -64,7 +64,12 @@ def _with_globals(body: dict[str, Any], global_: dict[str, Any]) -> dict[str, An
             for field, (kind, target) in _GLOBAL_DEFAULTS.items():
                 if kind == key and field in global_ and target not in integration:
                     integration[target] = copy.deepcopy(global_[field])
-            if http_config is not None and "http_config" not in integration:
+            # Email is the one integration without an HTTP client.
+            if (
+                http_config is not None
+                and key != "email_configs"
+                and "http_config" not in integration
+            ):
                 integration["http_config"] = copy.deepcopy(http_config)
     return out
 

@@ -43,6 +43,7 @@ def alert_backend(settings: AlertingSection, data_dir: Path) -> AlertBackend:
             data_dir / "alertmanager",
             port=settings.embedded_port,
             timeout=settings.timeout_seconds,
+            checker=alert_checker(settings),
         )
     if name == "mimir":
         assert settings.mimir_url is not None  # the settings require it

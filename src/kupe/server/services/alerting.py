@@ -48,7 +48,7 @@ from kupe.server.alertmanager.documents import (
 from kupe.server.db.engine import Database
 from kupe.server.db.models import AlertmanagerReceiver
 from kupe.server.db.repositories.alerting import AlertingRepository
-from kupe.server.sealing import Sealer
+from kupe.server.sealing import Sealer, SealingError
 from kupe.server.services.auth import Principal
 from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.unit import UnitOfWork
@@ -96,7 +96,14 @@ class AlertingService:
 
     async def documents(self, session: AsyncSession, tenant_id: str) -> Documents:
         stored = await AlertingRepository(session, tenant_id).stored()
-        return open_documents(self.sealer, stored)
+        try:
+            return open_documents(self.sealer, stored)
+        except SealingError:
+            # An operator's problem (another server key), never the caller's: say so.
+            raise ServiceUnavailable(
+                "The stored alerting configuration does not open under this server's key "
+                "(KUPE_ALERTING__SECRET_KEY must be the same on every replica)"
+            ) from None
 
     # -- reads ---------------------------------------------------------------------------
 
