@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -171,6 +172,44 @@ async def test_a_restarted_kupe_serves_the_delivered_configuration(
         await am.start()
         await post_alert(am.url, tenant="acme", severity="critical")
         assert {labels["tenant"] for labels in await wait_for(hooks, "/acme")} == {"acme"}
+
+
+async def test_accepted_writes_survive_a_crash_and_a_leftover_alertmanager_is_replaced(
+    database_url: str, tmp_path: Path, alertmanager_cache: Path, hooks: Hooks
+) -> None:
+    settings = settings_for(tmp_path, database_url, alertmanager_cache)
+    async with running_kupe(settings) as kupe:
+        acme, other = await kupe.tenant("acme"), await kupe.tenant("other")
+        await configure(kupe, acme, hooks.url)
+        await kupe.step()
+        am = embedded(kupe)
+        # Accepted (committed), then Kupe goes away before any pass pushes it.
+        await configure(kupe, other, hooks.url)
+    # What a killed Kupe leaves behind: its Alertmanager, still running on that directory.
+    leftover = subprocess.Popen(  # noqa: ASYNC220 - a stand-in, started once
+        [
+            str(am.binary),
+            f"--config.file={am.config_file}",
+            f"--storage.path={tmp_path / 'leftover'}",
+            "--web.listen-address=127.0.0.1:0",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        (am.directory / "alertmanager.pid").write_text(str(leftover.pid))
+        async with running_kupe(settings) as kupe:
+            again = embedded(kupe)
+            await again.start()
+            assert leftover.wait(timeout=10) is not None  # stopped, replaced
+            await kupe.step()  # the accepted write is still due: delivered now
+            await post_alert(again.url, tenant="other", severity="critical")
+            assert {labels["tenant"] for labels in await wait_for(hooks, "/other")} == {"other"}
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
 
 
 async def test_a_removed_tenant_is_taken_out_of_the_alertmanager(
