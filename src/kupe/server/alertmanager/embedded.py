@@ -70,6 +70,8 @@ class EmbeddedAlertmanager:
         self.port = port or _free_port()
         self.timeout = timeout
         self._process: subprocess.Popen[bytes] | None = None
+        # The configuration this process's Alertmanager last accepted.
+        self._served: str | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -100,9 +102,13 @@ class EmbeddedAlertmanager:
             await self._check_alone(tenant, mine)
             _write_private(part, json.dumps([tenant.name, mine]))
         async with self._lock:
-            await asyncio.to_thread(self._assemble)
+            text = await asyncio.to_thread(self._assemble)
+            running = self._process is not None and self._process.poll() is None
+            if running and text == self._served:
+                return  # a resync that changed nothing: no reload
             await self._ensure_running()
             await self._reload()
+            self._served = text
 
     async def _check_alone(self, tenant: TenantTarget, part: dict[str, Any]) -> None:
         if self.checker is None:
@@ -117,7 +123,7 @@ class EmbeddedAlertmanager:
                 transient=False,
             )
 
-    def _assemble(self) -> None:
+    def _assemble(self) -> str:
         with open(self.directory / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             parts: list[tuple[str, dict[str, Any]]] = []
@@ -127,6 +133,7 @@ class EmbeddedAlertmanager:
                     parts.append((name, part))
             text = yaml.safe_dump(installation_config(parts), sort_keys=False)
             _write_private(self.config_file, text)
+            return text
 
     async def _ensure_running(self) -> None:
         if self._process is not None and self._process.poll() is None:
