@@ -27,7 +27,9 @@ ROOT_ROUTE: Final[dict[str, Any]] = {
 RECEIVER_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 # Credential-bearing fields of Alertmanager's schema (its Secret and SecretURL types, and the
 # URLs that carry tokens in their paths): webhook and API URLs, passwords, tokens, keys.
-_EXACT = frozenset({"key", "token", "credentials", "password", "token_id", "bearer_token"})
+_EXACT = frozenset(
+    {"key", "token", "credentials", "password", "token_id", "bearer_token", "secrets"}
+)
 _SUFFIXES = ("url", "_key", "password", "secret", "_token", "credentials")
 
 
@@ -46,13 +48,20 @@ def _children(value: Any) -> Iterator[tuple[str | int, Any]]:
 def mask(value: Any) -> Any:
     """A copy of `value` with every credential string replaced by `"<secret>"`."""
     if isinstance(value, dict):
-        return {
-            k: SECRET if isinstance(v, str) and is_credential(k) else mask(v)
-            for k, v in value.items()
-        }
+        return {k: _masked(v) if is_credential(k) else mask(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask(item) for item in value]
     return value
+
+
+def _masked(value: Any) -> Any:
+    """A credential field's value masked: a string, or each string of a list (an HTTP
+    header's `secrets`)."""
+    if isinstance(value, str):
+        return SECRET
+    if isinstance(value, list):
+        return [SECRET if isinstance(item, str) else mask(item) for item in value]
+    return mask(value)
 
 
 def restore(given: Any, stored: Any) -> Any:
@@ -89,7 +98,7 @@ def file_reference(value: Any, where: str) -> str | None:
         item, path = pending.pop()
         for key, child in _children(item):
             here = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and key.endswith(("_file", "_files")):
+            if isinstance(key, str) and (key == "files" or key.endswith(("_file", "_files"))):
                 return here
             pending.append((child, here))
     return None
@@ -153,9 +162,17 @@ def credentials(value: Any) -> set[str]:
     while pending:
         item = pending.pop()
         for key, child in _children(item):
-            if isinstance(key, str) and is_credential(key) and isinstance(child, str):
-                found.add(child)
-                found.update(_url_parts(child))
+            secret_strings = (
+                [child]
+                if isinstance(child, str)
+                else [v for v in child if isinstance(v, str)]
+                if isinstance(child, list)
+                else []
+            )
+            if isinstance(key, str) and is_credential(key) and secret_strings:
+                for text in secret_strings:
+                    found.add(text)
+                    found.update(_url_parts(text))
             else:
                 pending.append(child)
     return {text for text in found if len(text) >= 3 and text != SECRET}
