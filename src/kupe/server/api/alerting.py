@@ -23,7 +23,7 @@ Name = Annotated[str, Path(description="Receiver name (wins over a name in the b
 ETAG_HEADER = {
     "ETag": {"description": "The document's version in quotes.", "schema": {"type": "string"}}
 }
-READ_ERRORS = error_responses(304, 400, 401, 403)
+READ_ERRORS = error_responses(304, 400, 401, 403, 503)
 WRITE_ERRORS = error_responses(400, 401, 403, 409, 412, 413, 415, 503)
 RECEIVER_EXAMPLE = {
     "webhook_configs": [{"url": "https://hooks.example.com/alerts", "send_resolved": True}]
@@ -41,7 +41,7 @@ def _answer(document: Versioned, if_none_match: str | None = None) -> Response:
     "/receivers",
     response_model=ReceiverList,
     summary="List alert receivers (credentials masked)",
-    responses=error_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403, 503),
 )
 async def list_receivers(
     tenant: Tenant, scopes: ScopesDep, services: ServicesDep, authorization: AuthorizationDep
@@ -94,7 +94,7 @@ async def put_receiver(
     status_code=204,
     summary="Delete an alert receiver (409 while a route names it)",
     response_class=Response,
-    responses=error_responses(400, 401, 403, 404, 409, 412),
+    responses=error_responses(400, 401, 403, 404, 409, 412, 503),
 )
 async def delete_receiver(
     tenant: Tenant,
