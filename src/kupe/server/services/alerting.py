@@ -151,6 +151,8 @@ class AlertingService:
         given = {k: v for k, v in body.items() if k != "name"}
         self._acceptable(given, "")
         limit = self.plans.get(unit.principal.tenant.plan).observability_pool.max_receivers
+        if limit is not None and limit < 0:
+            limit = None  # -1, as the wire writes unlimited
 
         def change(docs: Documents) -> _Change | None:
             existing = docs.receivers.get(name)
