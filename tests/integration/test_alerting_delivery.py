@@ -351,3 +351,38 @@ async def test_tenant_globals_are_written_into_their_own_integrations(
                 await session.execute(text("SELECT push_error FROM alertmanager_configs"))
             ).all()
         assert errors == [(None,), (None,)]
+
+
+async def test_two_replicas_push_each_change_once(
+    database_url: str, tmp_path: Path, alertmanager_cache: Path
+) -> None:
+    mimir = MimirStandIn()
+    thread = threading.Thread(target=mimir.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        alerting = {
+            "backend": "mimir",
+            "mimir_url": mimir.url,
+            "cache_dir": alertmanager_cache,
+            "secret_key": "C" * 43 + "=",  # replicas share the server key
+        }
+        first = test_settings(tmp_path / "a", database_url, alerting=alerting)
+        second = test_settings(tmp_path / "b", database_url, alerting=alerting)
+        async with running_kupe(first) as one, running_kupe(second, one.clock) as two:
+            acme = await one.tenant("acme")
+            body = {"webhook_configs": [{"url": "https://hooks.example.com/acme"}]}
+            put = await two.client.put(
+                acme.url("/alertmanager/receivers/oncall"), json=body, headers=acme.headers
+            )
+            assert put.status_code == 200
+            await asyncio.gather(one.step(), two.step(), one.step(), two.step())
+            posts = [r for r in mimir.requests if r[0] == "POST"]
+            assert [(path, org) for _m, path, org, _b in posts] == [("/api/v1/alerts", "acme")]
+            # The replica that did not push reads the same documents (one key for both).
+            fetched = await one.client.get(
+                acme.url("/alertmanager/receivers/oncall"), headers=acme.headers
+            )
+            assert fetched.status_code == 200
+    finally:
+        mimir.server.shutdown()
+        mimir.server.server_close()
