@@ -84,7 +84,8 @@ class Runtime:
         self.vault = OpenBaoClient(bao) if bao is not None else None
         oidc = settings.oidc
         self.sealer = server_sealer(settings.alerting, settings.data_dir)
-        self.alert_backend = alert_backend(settings.alerting, settings.data_dir)
+        checker = alert_checker(settings.alerting)
+        self.alert_backend = alert_backend(settings.alerting, settings.data_dir, checker)
         self.services: Services = build_services(
             self.db,
             self.plans,
@@ -101,7 +102,7 @@ class Runtime:
             else None,
             secrets_enabled=self.vault is not None,
             sealer=self.sealer,
-            alert_checker=alert_checker(settings.alerting),
+            alert_checker=checker,
             webhook_allow_private=settings.alerting.webhook_allow_private,
         )
         limits = settings.rate_limits

@@ -35,7 +35,11 @@ def backend_name(settings: AlertingSection) -> str:
     return "embedded" if find_binaries(settings.cache_dir).installed else "none"
 
 
-def alert_backend(settings: AlertingSection, data_dir: Path) -> AlertBackend:
+def alert_backend(
+    settings: AlertingSection, data_dir: Path, checker: ConfigChecker | None = None
+) -> AlertBackend:
+    """The backend in force; the embedded one checks each tenant's part with `checker` (one
+    checker per process, so its concurrency bound holds for every check)."""
     name = backend_name(settings)
     if name == "embedded":
         return EmbeddedAlertmanager(
@@ -43,7 +47,7 @@ def alert_backend(settings: AlertingSection, data_dir: Path) -> AlertBackend:
             data_dir / "alertmanager",
             port=settings.embedded_port,
             timeout=settings.timeout_seconds,
-            checker=alert_checker(settings),
+            checker=checker or alert_checker(settings),
         )
     if name == "mimir":
         assert settings.mimir_url is not None  # the settings require it
