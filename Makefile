@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test serve test lint format bench soak clean local-install
+.PHONY: install install-test serve test lint format bench soak clean local-install alerting-install
 
 $(BIN)/python:
 	$(PYTHON) scripts/bootstrap_venv.py $(VENV)
@@ -31,6 +31,10 @@ serve: install
 local-install: install
 	$(BIN)/kupe local install $(if $(VERSIONS),--versions $(VERSIONS))
 
+# Build Alertmanager (alertmanager + amtool v0.28.1) for tenants' alerting into the same cache.
+alerting-install: install
+	$(BIN)/kupe local install-alertmanager
+
 lint: install-test
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
@@ -45,7 +49,7 @@ format: install-test
 # worker, so module-scoped servers start once. The real-cluster tests need the local binaries:
 # built into the cache on a fresh machine (20-30 minutes on 2 cores), found there afterwards.
 TEST_WORKERS ?= 4
-test: lint local-install
+test: lint local-install alerting-install
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install-test local-install

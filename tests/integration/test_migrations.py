@@ -24,7 +24,15 @@ from kupe.server.db.models import Base
 from tests.support.postgres import PostgresHandle
 
 KUPE = [sys.executable, "-c", "from kupe.cli.main import main; main()"]
-TABLES = {"tenants", "members", "api_keys", "clusters", "idempotency_records"}
+TABLES = {
+    "tenants",
+    "members",
+    "api_keys",
+    "clusters",
+    "idempotency_records",
+    "alertmanager_configs",
+    "alertmanager_receivers",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

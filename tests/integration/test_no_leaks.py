@@ -20,6 +20,10 @@ from tests.support.logs import captured_logs
 from tests.support.openbao import OpenBaoServer
 
 SECRET_VALUE = f"value-{secrets.token_hex(12)}"
+# Alertmanager credentials: a webhook URL's token, an SMTP password, a URL's password.
+HOOK_TOKEN = f"hook{secrets.token_hex(12)}"
+SMTP_PASSWORD = f"smtp-{secrets.token_hex(12)}"
+URL_PASSWORD = f"pw{secrets.token_hex(12)}"
 # OpenBao's service and batch tokens (Kupe's own and the per-tenant readers it creates).
 OPENBAO_TOKEN = re.compile(r"\b(?:hv)?[sb]\.[A-Za-z0-9]{20,}")
 INTERNALS = re.compile(
@@ -92,6 +96,7 @@ async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) ->
     await kupe.client.get(acme.url("/clusters"), headers={"Authorization": f"Basic {ci_key}"})
 
     await _managed_secret(kupe, bao, acme, ci)
+    await _alerting(kupe, acme, ci)
 
     assert (await kupe.client.delete(acme.url(f"/apikeys/{ci_id}"), headers=h)).status_code == 204
     revoked = await kupe.client.get(acme.url("/clusters"), headers=ci)
@@ -123,6 +128,36 @@ async def _managed_secret(
         await kupe.client.patch(acme.url(f"/secrets/{name}"), json={"sync": []}, headers=ci)
         await kupe.step()
         await kupe.client.delete(acme.url(f"/secrets/{name}"), headers=ci)
+    await kupe.step()
+
+
+async def _alerting(kupe: Kupe, acme: TenantCreds, ci: dict[str, str]) -> None:
+    """Receivers and a global section with credentials: stored, pushed, refused, deleted."""
+    hook = {"webhook_configs": [{"url": f"https://hooks.example.com/{HOOK_TOKEN}"}]}
+    stored = await kupe.client.put(acme.url("/alertmanager/receivers/ops"), json=hook, headers=ci)
+    assert stored.status_code == 200, stored.text
+    glob = {"smtp_auth_password": SMTP_PASSWORD, "smtp_smarthost": "smtp.example.com:587"}
+    assert (
+        await kupe.client.put(acme.url("/alertmanager/global"), json=glob, headers=ci)
+    ).status_code == 200
+    routes = {"items": [{"receiver": "ops", "matchers": ['severity="critical"']}]}
+    assert (
+        await kupe.client.put(acme.url("/alertmanager/routes"), json=routes, headers=ci)
+    ).status_code == 200
+    await kupe.step()
+    for refused_body in (
+        {"webhook_configs": [{"url": f"ftp://u:{URL_PASSWORD}@h/{HOOK_TOKEN}", "max_alerts": -1}]},
+        {"webhook_configs": [{"url": f"ftp://u:{URL_PASSWORD}@h/{HOOK_TOKEN}"}]},
+        {"email_configs": [{"to": "a@b.c", "auth_password": SMTP_PASSWORD, "smarthost": "x"}]},
+    ):
+        refused = await kupe.client.put(
+            acme.url("/alertmanager/receivers/bad"), json=refused_body, headers=ci
+        )
+        assert refused.status_code == 400, refused.text
+    for path in ("receivers", "receivers/ops", "routes", "global", "config"):
+        assert (await kupe.client.get(acme.url(f"/alertmanager/{path}"), headers=ci)).is_success
+    await kupe.client.put(acme.url("/alertmanager/routes"), json={"items": None}, headers=ci)
+    await kupe.client.delete(acme.url("/alertmanager/receivers/ops"), headers=ci)
     await kupe.step()
 
 
@@ -172,6 +207,7 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
         log_level="debug",
         openbao_addr=openbao.address,
         openbao_token=bao_token,
+        alerting={"backend": "none"},
     )
     async with running_kupe(settings) as kupe:
         kupe.client.event_hooks["response"].append(recorder)
@@ -191,7 +227,10 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
     assert raw_keys[1].split("_")[1] in database_text
     assert "/api/v1/tenants/acme/apikeys" in log_text
     needles = [part for token in raw_keys + stray_tokens for part in _secret_parts(token)]
-    needles += [SECRET_VALUE, bao_token]
+    needles += [SECRET_VALUE, bao_token, HOOK_TOKEN, SMTP_PASSWORD, URL_PASSWORD]
+    every_body = "\n".join(res.text for _req, res in recorder.exchanges)
+    for needle in (HOOK_TOKEN, SMTP_PASSWORD, URL_PASSWORD):
+        assert needle not in every_body, "an alerting credential reached a response"
     for where, text in (("logs", log_text), ("errors", error_text), ("db", database_text)):
         assert OPENBAO_TOKEN.search(text) is None, f"an OpenBao token reached the {where}"
     for needle in needles:

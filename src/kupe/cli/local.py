@@ -1,7 +1,8 @@
 """`kupe local`: the binaries of the local provider (real control planes on this machine).
 
 `kupe local install` builds them from the Go module proxy into the cache (minutes per
-Kubernetes minor, with live progress); `kupe local versions` says what is there.
+Kubernetes minor, with live progress); `kupe local versions` says what is there;
+`kupe local install-alertmanager` builds Alertmanager (tenants' alerting) into the same cache.
 """
 
 from __future__ import annotations
@@ -146,6 +147,25 @@ def install(
         f"Kubernetes {', '.join(minors)} ready in {settings.cache_dir} "
         f"({time.monotonic() - began:.0f}s)"
     )
+
+
+@app.command("install-alertmanager")
+def install_alertmanager_command() -> None:
+    """Build alertmanager and amtool (v0.28.1) for tenants' alerting into the same cache."""
+    from kupe.server.alertmanager.install import install_alertmanager
+    from kupe.server.providers.local.install import InstallError
+
+    settings = _settings()
+    try:
+        with RichReporter(_console) as reporter:
+            install_alertmanager(settings.cache_dir, reporter)
+    except InstallError as exc:
+        typer.echo(f"kupe: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("kupe: interrupted; the next run builds Alertmanager again", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"Alertmanager ready in {settings.cache_dir}")
 
 
 @app.command("versions")

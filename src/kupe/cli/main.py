@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from kupe.cli import (
+    alerting,
     apikeys,
     auth,
     clusters,
@@ -26,7 +27,17 @@ app = typer.Typer(
 server.register(app)
 local.register(app)
 # Client commands: they reach a server only through the SDK.
-for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):
+for client_commands in (
+    clusters,
+    apikeys,
+    members,
+    secrets,
+    alerting,
+    tenant,
+    plans,
+    config,
+    auth,
+):
     client_commands.register(app)
 
 

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from kupe.core.names import name_problem
 from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
+from kupe.schemas.cluster_alerts import check_managed_rules
 from kupe.schemas.common import (
     MAX_NESTING,
     ResponseModel,
@@ -63,13 +64,15 @@ def _quantity(parse: Callable[[str], int], value: str | None) -> str | None:
 
 
 def check_alerts(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Alerts are a free-form object of at most 64 KiB and bounded nesting."""
+    """Alerts are an object of at most 64 KiB and bounded nesting; its `managedRules` name
+    only rules of the platform's catalogue (see cluster_alerts)."""
     if value is None:
         return None
     if json_depth(value) > ALERTS_MAX_DEPTH:
         raise _invalid(f"alerts must not nest deeper than {ALERTS_MAX_DEPTH} levels")
     if len(json.dumps(value, separators=(",", ":")).encode()) > ALERTS_MAX_BYTES:
         raise _invalid("alerts must be at most 64 KiB")
+    check_managed_rules(value)
     return value
 
 
@@ -127,7 +130,10 @@ class ClusterCreate(WireModel):
         "status.allocatedResources); `resources` echoes only what was given.",
     )
     alerts: dict[str, Any] | None = Field(
-        None, description=f"Free-form, at most 64 KiB and {ALERTS_MAX_DEPTH} levels deep."
+        None,
+        description="Overrides of the platform's managed alerting rules in `managedRules` "
+        '(e.g. {"managedRules": {"podCrashLooping": {"enabled": true}}}; all are off by '
+        f"default); otherwise free-form. At most 64 KiB and {ALERTS_MAX_DEPTH} levels deep.",
     )
     high_availability: StrictBool | None = Field(
         None, description="A three-replica control plane; default false."

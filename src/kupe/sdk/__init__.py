@@ -18,6 +18,7 @@ from kupe.schemas.cluster import Cluster, ClusterUpdate, ConnectionDetails, Reso
 from kupe.schemas.plan import Plan
 from kupe.schemas.tenant import MemberView, Tenant, TenantUpdate
 from kupe.sdk._http import RetryPolicy
+from kupe.sdk.alerting import Document
 from kupe.sdk.client import AsyncClient, Client
 from kupe.sdk.config import ClientSettings, ConfigFile, Profile, current_profile, resolve_settings
 from kupe.sdk.errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConnectionDetails",
+    "Document",
     "Forbidden",
     "KupeError",
     "MemberView",

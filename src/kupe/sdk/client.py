@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel
 
 from kupe.sdk._http import Call, Core, PageCall, RetryPolicy
+from kupe.sdk.alerting import Alerting, AsyncAlerting
 from kupe.sdk.apikeys import ApiKeys, AsyncApiKeys
 from kupe.sdk.clusters import AsyncClusters, Clusters
 from kupe.sdk.config import ClientSettings, resolve_settings
@@ -74,6 +75,7 @@ class Client:
         self.apikeys = ApiKeys(self)
         self.members = Members(self)
         self.secrets = Secrets(self)
+        self.alerting = Alerting(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
 
@@ -179,6 +181,7 @@ class AsyncClient:
         self.apikeys = AsyncApiKeys(self)
         self.members = AsyncMembers(self)
         self.secrets = AsyncSecrets(self)
+        self.alerting = AsyncAlerting(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from kupe import __version__
 from kupe.core.clock import Clock
 from kupe.server.api import (
+    alerting,
     apikeys,
     clusters,
     members,
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(apikeys.router)
     app.include_router(members.router)
     app.include_router(secrets.router)
+    app.include_router(alerting.router)
     app.include_router(tokenreview.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.

@@ -8,11 +8,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 
 from kupe.core.clock import Clock, SystemClock
 from kupe.core.errors import AlreadyExists
 from kupe.core.versions import VersionCatalogue
+from kupe.server.alertmanager.backends import BackendError
+from kupe.server.alertmanager.setup import alert_backend, alert_checker, server_sealer
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
@@ -20,6 +23,7 @@ from kupe.server.openbao import OpenBaoClient
 from kupe.server.providers.base import HighAvailability, Provider, TokenAuthentication
 from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
+from kupe.server.reconciler.kinds.alerting import AlertingKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
 from kupe.server.reconciler.kinds.secret import SecretKind
 from kupe.server.reconciler.kinds.tenant import TenantKind
@@ -79,6 +83,9 @@ class Runtime:
         bao = settings.openbao.client_settings()
         self.vault = OpenBaoClient(bao) if bao is not None else None
         oidc = settings.oidc
+        self.sealer = server_sealer(settings.alerting, settings.data_dir)
+        checker = alert_checker(settings.alerting)
+        self.alert_backend = alert_backend(settings.alerting, settings.data_dir, checker)
         self.services: Services = build_services(
             self.db,
             self.plans,
@@ -94,6 +101,9 @@ class Runtime:
             if oidc.issuer
             else None,
             secrets_enabled=self.vault is not None,
+            sealer=self.sealer,
+            alert_checker=checker,
+            webhook_allow_private=settings.alerting.webhook_allow_private,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(
@@ -116,6 +126,14 @@ class Runtime:
                 policy,
                 settings.openbao.resync_seconds,
             ),
+            AlertingKind(
+                self.db,
+                self.sealer,
+                self.alert_backend,
+                self.clock,
+                policy,
+                settings.alerting.resync_seconds,
+            ),
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler
@@ -129,6 +147,11 @@ class Runtime:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
         if self.run_reconciler:
+            try:
+                await self.alert_backend.start()
+            except BackendError as exc:
+                # Alerting must not keep the API down: the pushes retry, and say why.
+                structlog.get_logger("kupe").warning("alerting.start_failed", error=str(exc))
             self.reconciler.start()
         return result
 
@@ -136,6 +159,7 @@ class Runtime:
         await self.reconciler.stop()
         await self.db.dispose()
         await self.provider.aclose()
+        await self.alert_backend.aclose()
         if self.vault is not None:
             await self.vault.aclose()
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.alertmanager.settings import AlertingSection
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
@@ -189,7 +190,7 @@ class OpenBaoSection(Section):
         )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao")
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "alerting")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -221,6 +222,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
+    "webhook_allow_private": ("alerting", "webhook_allow_private"),
 }
 _TOP_LEVEL = (
     "host",
@@ -340,6 +342,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
+    alerting: AlertingSection = Field(default_factory=AlertingSection)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

@@ -48,7 +48,7 @@ OPTIONAL_SECTIONS = (
         "alerting",
         "Alerting",
         needs="/api/v1/tenants/{tenant}/alertmanager/receivers",
-        api_path="/alertmanager/config",
+        api_path="/alertmanager/receivers",
     ),
 )
 OPTIONAL_BY_SLUG = {section.slug: section for section in OPTIONAL_SECTIONS}

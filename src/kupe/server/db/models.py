@@ -283,3 +283,50 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertmanagerConfig(LeaseMixin, Base):
+    """A tenant's Alertmanager routes and global section (sealed: it holds credentials), the
+    versions of each document, and what the reconciler pushed to the alert backend. Every
+    write of the tenant's alerting documents bumps `resource_version` (the effective
+    configuration's ETag) and `generation` (what the backend must catch up with)."""
+
+    __tablename__ = "alertmanager_configs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False, unique=True)
+    # The ordered child routes of the tenant's root route; None when never set.
+    routes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    routes_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    global_sealed: Mapped[str | None] = mapped_column(Text)
+    global_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    observed_generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    push_error: Mapped[str | None] = mapped_column(Text)
+    # Set once the tenant is removed and its configuration is gone from the backend.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "ix_alertmanager_configs_due",
+            "next_reconcile_at",
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
+
+
+class AlertmanagerReceiver(Base):
+    """One receiver of a tenant, in Alertmanager's schema, sealed whole (it holds credentials)."""
+
+    __tablename__ = "alertmanager_receivers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("uq_alertmanager_receivers_name", "tenant_id", "name", unique=True),)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from kupe.core.clock import Clock
 from kupe.core.versions import VersionCatalogue
+from kupe.server.alertmanager.checker import ConfigChecker
 from kupe.server.db.engine import Database
+from kupe.server.sealing import Sealer
+from kupe.server.services.alerting import AlertingService
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterService
@@ -36,6 +40,7 @@ class Services:
     credentials: CredentialService
     secrets: SecretService
     console_sessions: ConsoleSessionService
+    alerting: AlertingService
 
 
 def build_services(
@@ -47,6 +52,9 @@ def build_services(
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
     secrets_enabled: bool = False,
+    sealer: Sealer | None = None,
+    alert_checker: ConfigChecker | None = None,
+    webhook_allow_private: bool = False,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
@@ -65,4 +73,13 @@ def build_services(
         credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
         secrets=secrets,
         console_sessions=console_sessions,
+        # Operator commands never touch alerting: a key of their own, never stored.
+        alerting=AlertingService(
+            db,
+            plans,
+            clock,
+            sealer or Sealer(os.urandom(32)),
+            alert_checker,
+            allow_private=webhook_allow_private,
+        ),
     )

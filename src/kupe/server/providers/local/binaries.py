@@ -44,9 +44,15 @@ def minor_key(minor: str) -> int:
 class Component:
     """One versioned set of binaries built from one consumer module."""
 
-    kind: str  # "kubernetes", "etcd" or "kwok"
+    kind: str  # "kubernetes", "etcd", "kwok" or another package's component
     version: str  # the module version, e.g. "v1.36.3"
     binaries: tuple[str, ...]
+    # Where the consumer module lives (another package may ship its own recipes), the
+    # packages to build (empty: the provider's own), and, for binaries whose version is set at
+    # link time, the Go variable that holds it (`<package>.<name>`).
+    recipes: Path = MODULES_DIR
+    packages: tuple[str, ...] = ()
+    version_variable: str | None = None
 
     @property
     def label(self) -> str:
@@ -54,7 +60,7 @@ class Component:
 
     @property
     def module_dir(self) -> Path:
-        return MODULES_DIR / f"{self.kind}-{self.version}"
+        return self.recipes / f"{self.kind}-{self.version}"
 
     def has_recipe(self) -> bool:
         return (self.module_dir / "go.mod").is_file() and (self.module_dir / "go.sum").is_file()
@@ -65,6 +71,8 @@ class Component:
             return f"etcd Version: {self.version.removeprefix('v')}"
         if self.kind == "kwok":
             return self.version
+        if self.version_variable is not None:
+            return f"version {self.version.removeprefix('v')}"
         return f"Kubernetes {self.version}"
 
 

@@ -99,11 +99,18 @@ class Installer:
     """Builds components into a `BinaryCache` with the `go` found on PATH."""
 
     def __init__(
-        self, cache: BinaryCache, reporter: InstallReporter | None = None, go: str = "go"
+        self,
+        cache: BinaryCache,
+        reporter: InstallReporter | None = None,
+        go: str = "go",
+        *,
+        purpose: str = "kupe local install builds Kubernetes",
     ) -> None:
         self.cache = cache
         self.reporter = reporter or SilentReporter()
         self.go = go
+        # What needs go, for the one-line error when it is missing.
+        self.purpose = purpose
 
     def components(self, minors: Sequence[str]) -> list[Component]:
         """The components `minors` need; UnknownVersion when one has no recipe."""
@@ -119,7 +126,10 @@ class Installer:
 
     def install(self, minors: Sequence[str]) -> list[InstallResult]:
         """Make sure every component of `minors` is in the cache and verified."""
-        components = self.components(minors)
+        return self.install_components(self.components(minors))
+
+    def install_components(self, components: Sequence[Component]) -> list[InstallResult]:
+        """Make sure each of `components` is in the cache and verified (built if not)."""
         self.cache.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.cache.root, 0o700)
         results: list[InstallResult] = []
@@ -147,8 +157,8 @@ class Installer:
         found = shutil.which(self.go)
         if found is None:
             raise GoNotFound(
-                f"`{self.go}` was not found on PATH: kupe local install builds Kubernetes "
-                "from source and needs the Go toolchain (1.26 or newer)"
+                f"`{self.go}` was not found on PATH: {self.purpose} from source and needs "
+                "the Go toolchain (1.26 or newer)"
             )
         return found
 
@@ -226,6 +236,8 @@ class Installer:
 
 
 def _packages(component: Component) -> tuple[str, ...]:
+    if component.packages:
+        return component.packages
     if component.kind == "kubernetes":
         return tuple(f"k8s.io/kubernetes/cmd/{name}" for name in component.binaries)
     return _PACKAGES[component.kind]
@@ -242,6 +254,8 @@ def _go_env() -> dict[str, str]:
 def _version_ldflags(go: str, component: Component, cwd: Path, env: dict[str, str]) -> str:
     """-X flags that make Kubernetes binaries report their version; empty for the others,
     whose version is a constant of their source."""
+    if component.version_variable is not None:
+        return f" -X {component.version_variable}={component.version.removeprefix('v')}"
     if component.kind != "kubernetes":
         return ""
     build_date = _release_time(go, _MAIN_MODULES["kubernetes"], component.version, cwd, env)
