@@ -24,7 +24,19 @@ from kupe.server.db.models import Base
 from tests.support.postgres import PostgresHandle
 
 KUPE = [sys.executable, "-c", "from kupe.cli.main import main; main()"]
-TABLES = {"tenants", "members", "api_keys", "clusters", "idempotency_records"}
+TABLES = {
+    "tenants",
+    "members",
+    "api_keys",
+    "clusters",
+    "idempotency_records",
+    "usage_intervals",
+    "plan_periods",
+    "billing_rates",
+    "observability_usage",
+    "credits",
+    "invoices",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

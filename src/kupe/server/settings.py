@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.billing.settings import BillingSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
@@ -189,7 +190,7 @@ class OpenBaoSection(Section):
         )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao")
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "billing")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -340,6 +341,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",
