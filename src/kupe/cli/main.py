@@ -7,6 +7,7 @@ import typer
 from kupe.cli import (
     apikeys,
     auth,
+    billing_admin,
     clusters,
     config,
     local,
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 server.register(app)
+billing_admin.register()
 local.register(app)
 # Client commands: they reach a server only through the SDK.
 for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):

@@ -34,8 +34,8 @@ def _amounts(amounts: ResourceAmounts | None) -> str | None:
 
 
 def tenant_details(t: Tenant) -> RenderableType:
-    usage = t.status.current_usage or {}
-    total = usage.get("estimatedTotal")
+    usage = t.status.current_usage
+    total = usage.estimated_total if usage is not None else None
     view = details(
         [
             ("Name", t.name),

@@ -14,6 +14,7 @@ from kupe.core.clock import Clock
 from kupe.server.api import (
     apikeys,
     clusters,
+    invoices,
     members,
     plans,
     secrets,
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(apikeys.router)
     app.include_router(members.router)
     app.include_router(secrets.router)
+    app.include_router(invoices.router)
     app.include_router(tokenreview.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.

@@ -101,6 +101,7 @@ class Runtime:
             if oidc.issuer
             else None,
             secrets_enabled=self.vault is not None,
+            estimate_refresh_seconds=settings.billing.estimate_refresh_seconds,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(

@@ -35,6 +35,7 @@ from kupe.server.db.repositories.ledger import Ledger
 from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import ROLES, Principal, generate_api_key
+from kupe.server.services.billing import current_usage
 from kupe.server.services.limits import excesses
 from kupe.server.services.plan import UNLIMITED_POOL, PlanCatalogue
 from kupe.server.services.views import tenant_view
@@ -55,10 +56,18 @@ class IssuedKey:
 
 
 class TenantService:
-    def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        plans: PlanCatalogue,
+        clock: Clock,
+        *,
+        estimate_refresh_seconds: float = 3600.0,
+    ) -> None:
         self.db = db
         self.plans = plans
         self.clock = clock
+        self.estimate_refresh_seconds = estimate_refresh_seconds
 
     async def create_tenant(
         self,
@@ -186,7 +195,11 @@ class TenantService:
         usage = await ClusterRepository(session, tenant.id).usage()
         plan = self.plans.get(tenant.plan) if tenant.plan in self.plans else None
         pool = (plan.resource_pool or UNLIMITED_POOL) if plan else None
-        return tenant_view(tenant, members, usage, pool, await self.version(session, tenant.id))
+        estimate = await current_usage(
+            session, tenant.id, self.clock.now(), self.estimate_refresh_seconds
+        )
+        version = await self.version(session, tenant.id)
+        return tenant_view(tenant, members, usage, pool, version, current_usage=estimate)
 
     async def bump(self, session: AsyncSession, tenant: Tenant) -> None:
         """Give the tenant a new resourceVersion (it changed, or one of its members did)."""

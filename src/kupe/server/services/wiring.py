@@ -9,6 +9,7 @@ from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
+from kupe.server.services.billing import BillingService
 from kupe.server.services.cluster import ClusterService
 from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.console_session import ConsoleSessionService
@@ -36,6 +37,7 @@ class Services:
     credentials: CredentialService
     secrets: SecretService
     console_sessions: ConsoleSessionService
+    billing: BillingService
 
 
 def build_services(
@@ -47,9 +49,10 @@ def build_services(
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
     secrets_enabled: bool = False,
+    estimate_refresh_seconds: float = 3600.0,
 ) -> Services:
     features = features or ClusterFeatures()
-    tenants = TenantService(db, plans, clock)
+    tenants = TenantService(db, plans, clock, estimate_refresh_seconds=estimate_refresh_seconds)
     clusters = ClusterService(db, plans, versions, clock, features)
     secrets = SecretService(db, clock, enabled=secrets_enabled)
     console_sessions = ConsoleSessionService(clock)
@@ -65,4 +68,5 @@ def build_services(
         credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
         secrets=secrets,
         console_sessions=console_sessions,
+        billing=BillingService(clock, estimate_refresh_seconds),
     )
