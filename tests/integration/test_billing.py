@@ -51,9 +51,7 @@ async def usage(kupe: Kupe, creds: TenantCreds) -> dict[str, Any]:
 
 
 def lines(body: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {
-        item["kind"]: (item["quantity"], item["cost"]) for item in body["status"]["lineItems"]
-    }
+    return {item["kind"]: (item["quantity"], item["cost"]) for item in body["status"]["lineItems"]}
 
 
 async def until(kupe: Kupe, moment: datetime) -> None:
@@ -84,7 +82,8 @@ async def test_the_hosted_example_to_the_penny(kupe: Kupe) -> None:
     await until(kupe, APRIL - timedelta(seconds=1))
     draft = await invoice(kupe, acme, "2026-03")
     assert draft["status"]["phase"] == "Draft"
-    await until(kupe, APRIL + timedelta(seconds=kupe.runtime.settings.billing.finalize_delay_seconds))
+    delay = kupe.runtime.settings.billing.finalize_delay_seconds
+    await until(kupe, APRIL + timedelta(seconds=delay))
     billed = await invoice(kupe, acme, "2026-03")
     assert billed["status"]["phase"] == "Billed"
     assert billed["billingPeriod"] == {
@@ -141,7 +140,8 @@ async def test_create_resize_and_delete_mid_month_count_to_the_microsecond(kupe:
         removed = await session.scalar(
             select(UsageInterval.ended_at).where(UsageInterval.cpu_millis == 3000)
         )
-    assert removed is not None and removed > datetime(2026, 3, 20, 23, 59, 59, tzinfo=UTC)
+    assert removed is not None
+    assert removed > datetime(2026, 3, 20, 23, 59, 59, tzinfo=UTC)
 
     await until(kupe, APRIL + timedelta(minutes=5))
     billed = await invoice(kupe, acme, "2026-03")

@@ -10,6 +10,7 @@ from kupe.cli import (
     billing_admin,
     clusters,
     config,
+    invoices,
     local,
     members,
     plans,
@@ -28,7 +29,17 @@ server.register(app)
 billing_admin.register()
 local.register(app)
 # Client commands: they reach a server only through the SDK.
-for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):
+for client_commands in (
+    clusters,
+    apikeys,
+    members,
+    secrets,
+    tenant,
+    invoices,
+    plans,
+    config,
+    auth,
+):
     client_commands.register(app)
 
 

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from kupe.cli.connection import ApiUrlOpt, ProfileOpt, TenantOpt, connect
+from kupe.cli.invoices import usage
 from kupe.cli.output import (
     EXIT_USAGE,
     OutputFormat,
@@ -107,6 +108,9 @@ def update_tenant(
             enforce_log_limit=enforce_log_limit,
         )
         show(updated, output, tenant_details)
+
+
+app.command("usage")(usage)
 
 
 def register(root: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from kupe.sdk.apikeys import ApiKeys, AsyncApiKeys
 from kupe.sdk.clusters import AsyncClusters, Clusters
 from kupe.sdk.config import ClientSettings, resolve_settings
 from kupe.sdk.errors import PreconditionFailed, TransportError
+from kupe.sdk.invoices import AsyncInvoices, Invoices
 from kupe.sdk.members import AsyncMembers, Members
 from kupe.sdk.plans import AsyncPlans, Plans
 from kupe.sdk.secrets import AsyncSecrets, Secrets
@@ -76,6 +77,7 @@ class Client:
         self.secrets = Secrets(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
+        self.invoices = Invoices(self)
 
     @property
     def settings(self) -> ClientSettings:
@@ -181,6 +183,7 @@ class AsyncClient:
         self.secrets = AsyncSecrets(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
+        self.invoices = AsyncInvoices(self)
 
     @property
     def settings(self) -> ClientSettings:
