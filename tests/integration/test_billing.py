@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from kupe.core.clock import FakeClock
 from kupe.server.admin import Admin
-from kupe.server.db.models import UsageInterval
+from kupe.server.db.models import BillingRates, UsageInterval
 from kupe.server.services.plan import PlanCatalogue
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 
@@ -284,3 +284,79 @@ async def test_observability_overage_unless_the_limit_is_enforced(kupe: Kupe) ->
     assert paid["status"]["total"] == "1.35"
     with pytest.raises(Conflict):
         await operator.set_invoice_phase("acme", "2026-04", "Paid")  # still Draft
+
+
+async def test_a_rate_change_in_the_settings_is_never_retroactive(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(MARCH)
+    before = test_settings(tmp_path, database_url)
+    after = test_settings(tmp_path, database_url, billing={"cpu_core_hour": "0.060"})
+    one_cpu = {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}
+    async with running_kupe(before, clock) as kupe:
+        acme = await kupe.tenant("acme", plan="enterprise")
+        assert (await kupe.create_cluster(acme, "web", resources=one_cpu)).status_code == 201
+        await until(kupe, MARCH + timedelta(days=10))
+    for _restart in range(2):  # the second start with the same rates records nothing new
+        async with running_kupe(after, clock) as kupe:
+            await kupe.step(60)
+    async with running_kupe(after, clock) as kupe:
+        await until(kupe, APRIL + timedelta(minutes=5))
+        billed = await invoice(kupe, acme, "2026-03")
+        cpu = [
+            (item["quantity"], item["unitPrice"], item["cost"])
+            for item in billed["status"]["lineItems"]
+            if item["kind"] == "cpu"
+        ]
+        assert cpu == [("240", "0.030", "7.20"), ("504", "0.060", "30.24")]
+        async with kupe.runtime.db.read() as session:
+            versions = (await session.scalars(select(BillingRates.cpu_core_hour))).all()
+        assert sorted(versions) == ["0.030", "0.060"]
+
+
+async def test_the_operator_commands(kupe: Kupe, tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from kupe.cli.main import app as cli
+
+    await kupe.tenant("acme", plan="pro")
+    env = {
+        "KUPE_DATABASE_URL": kupe.runtime.settings.effective_database_url,
+        "KUPE_DATA_DIR": str(tmp_path / "operator"),
+        "KUPE_LOG_FORMAT": "json",
+    }
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["admin", *args], env=env)
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, _ = await run("grant-credit", "acme", "12.50", "--reason", "outage in March")
+    assert code == 0, out
+    assert json.loads(out)["balance"] == "12.50"
+    code, out, _ = await run(
+        "record-usage",
+        "acme",
+        "--metrics-series",
+        "60000",
+        "--logs-gb",
+        "1.5",
+        "--month",
+        "2026-03",
+    )
+    assert code == 0, out
+    assert json.loads(out)["metricsSeries"] == 60000
+    code, out, _ = await run("invoices", "list", "acme")
+    assert [item["name"] for item in json.loads(out)["items"]] == ["2026-03"]
+    for args, message in (
+        (("invoices", "mark-paid", "acme", "2026-03"), "Draft"),
+        (("grant-credit", "acme", "0.001", "--reason", "x"), "decimal places"),
+        (("grant-credit", "acme", "0", "--reason", "x"), "more than 0"),
+        (("record-usage", "acme", "--metrics-series", "1", "--logs-gb", "NaN"), "logsGB"),
+        (("invoices", "cancel", "acme", "2026-3"), "YYYY-MM"),
+    ):
+        code, _out, err = await run(*args)
+        assert code == 1, args
+        assert message in err, (args, err)
