@@ -4,7 +4,7 @@ turn it into an invoice's status or the running estimate."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -112,7 +112,7 @@ class Billing:
         ]
         used = await ObservabilityRepository(session, tenant.id).get(month.name)
         usage = Observability(used.metrics_series, Decimal(used.logs_gb)) if used else None
-        return compute(
+        statement = compute(
             month,
             end,
             intervals=intervals,
@@ -124,6 +124,7 @@ class Billing:
             enforce_logs=tenant.enforce_log_limit,
             since=since,
         )
+        return replace(statement, usage_recorded_at=used.recorded_at if used else None)
 
     def _fee(self, plan: str, recorded: str | None) -> Decimal:
         if recorded is not None:

@@ -106,6 +106,8 @@ class Statement:
     currency: str
     lines: list[Line]
     observability: dict[str, Any] = field(default_factory=dict)
+    # When the observability usage it includes was recorded (None: none was).
+    usage_recorded_at: datetime | None = None
 
     @property
     def subtotal(self) -> Decimal:

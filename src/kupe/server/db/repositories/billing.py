@@ -8,8 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kupe.server.db.models import BillingRates, Credit, Invoice, ObservabilityUsage, Tenant
@@ -144,19 +145,13 @@ class ObservabilityRepository(TenantScoped):
 
 
 async def insert_draft(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert a draft unless the tenant has that invoice already (a savepoint keeps a lost
-    race from failing the surrounding transaction). Returns whether it was inserted."""
-    table = Invoice.__table__
-    names = list(values)
-    exists = select(Invoice.id).where(
-        Invoice.tenant_id == values["tenant_id"], Invoice.name == values["name"]
+    """Insert a draft unless the tenant has that invoice already (ON CONFLICT DO NOTHING: a
+    lost race never fails the surrounding transaction). Returns whether it was inserted."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = (
+        insert(Invoice)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
     )
-    row = select(*(literal(values[n], type_=table.c[n].type) for n in names)).where(
-        ~exists.exists()
-    )
-    try:
-        async with session.begin_nested():
-            result = await session.execute(insert(Invoice).from_select(names, row))
-    except IntegrityError:
-        return False
+    result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0))

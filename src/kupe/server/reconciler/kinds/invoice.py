@@ -25,15 +25,16 @@ from kupe.server.billing.settings import BillingSettings
 from kupe.server.billing.statement import Statement
 from kupe.server.db.engine import Database
 from kupe.server.db.leases import FinishResult
-from kupe.server.db.models import Invoice
-from kupe.server.db.repositories.billing import RatesRepository, draft_values, insert_draft
-from kupe.server.db.repositories.tenant import TenantRepository
+from kupe.server.db.models import Invoice, ObservabilityUsage, Tenant
+from kupe.server.db.repositories.billing import draft_values, insert_draft
 from kupe.server.reconciler.kind import LeaseCheck, Outcome, always_held
 from kupe.server.reconciler.kinds.invoice_item import INVOICE_LEASES, InvoiceItem
 from kupe.server.reconciler.policy import RetryPolicy
 
 log = structlog.get_logger("kupe.reconciler")
 _DRAFT = (Invoice.phase == "Draft",)
+# Seconds over which the first estimates of a new month's drafts are spread.
+NEW_DRAFT_SPREAD = 600.0
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,11 @@ class InvoiceKind:
         month = Month.of(item.period_end - timedelta(microseconds=1))
         terms = TenantTerms(item.tenant_id, item.enforce_metrics_limit, item.enforce_log_limit)
         if now >= self._bills_at(item):
+            # The month is over: its ledger no longer changes (only a late usage record can,
+            # which `write` checks for under the tenant's lock).
             async with self.db.read() as session:
-                earlier = await _earlier_drafts(session, item)
-            if earlier:
-                return Outcome(InvoiceUpdate(), self.policy.poll_seconds)
-            # The statement itself is computed in `write`, under the tenant's lock.
-            return Outcome(InvoiceUpdate(bill=True), self.policy.poll_seconds)
+                statement = await self.billing.statement(session, terms, month, month.end)
+            return Outcome(InvoiceUpdate(bill=True, statement=statement), self.policy.poll_seconds)
         async with self.db.read() as session:
             statement = await self.billing.statement(session, terms, month, now)
             balance = await self.billing.credit_balance(session, item.tenant_id)
@@ -114,8 +114,8 @@ class InvoiceKind:
         now: datetime,
     ) -> FinishResult:
         update = outcome.status
-        if update.bill:
-            return await self._bill(session, item, resource_version, next_at, now)
+        if update.bill and update.statement is not None:
+            return await self._bill(session, item, update.statement, resource_version, next_at, now)
         values: dict[str, Any] = {}
         if update.statement is not None:
             values = _statement_columns(update.statement, update.credits_applied, update.total)
@@ -130,15 +130,19 @@ class InvoiceKind:
         self,
         session: AsyncSession,
         item: InvoiceItem,
+        statement: Statement,
         resource_version: int | None,
         next_at: datetime,
         now: datetime,
     ) -> FinishResult:
-        # Serialises with credit grants, usage records and cluster creates of the tenant.
-        await TenantRepository(session).lock(item.tenant_id)
+        """Bill the statement `reconcile` computed, in one transaction with the credits it
+        spends and the next month's draft. Under the tenant's lock (serialising with credit
+        grants and usage records): unless an earlier month is still unbilled, or usage was
+        recorded since the statement was computed; then it looks again."""
         month = Month.of(item.period_end - timedelta(microseconds=1))
-        terms = TenantTerms(item.tenant_id, item.enforce_metrics_limit, item.enforce_log_limit)
-        statement = await self.billing.statement(session, terms, month, month.end)
+        state = await _locked_tenant(session, item)
+        if state.earlier_drafts or state.usage_recorded_at != statement.usage_recorded_at:
+            return await self.leases.finish(session, item, values={}, next_at=now, now=now)
         balance = await self.billing.credit_balance(session, item.tenant_id)
         applied, total = settle(statement, balance)
         values = _statement_columns(statement, applied, total)
@@ -154,26 +158,26 @@ class InvoiceKind:
             session, item, values=values, next_at=next_at, now=now, guard=_DRAFT
         )
         if result is FinishResult.APPLIED:
-            await self._next_draft(session, item, month.next(), now)
+            following = month.next()
+            if state.removed_at is None or state.removed_at > following.start:
+                await self._next_draft(session, item, following, statement.currency, now)
             self._billed[(item.id, item.lease)] = (statement.subtotal, applied, total)
         return result
 
     async def _next_draft(
-        self, session: AsyncSession, item: InvoiceItem, month: Month, now: datetime
+        self, session: AsyncSession, item: InvoiceItem, month: Month, currency: str, now: datetime
     ) -> None:
-        """The next month's draft, for a tenant still there when it starts."""
-        tenant = await TenantRepository(session).by_id(item.tenant_id)
-        if tenant is None or (tenant.removed_at is not None and tenant.removed_at <= month.start):
-            return
         values = draft_values(
             item.tenant_id,
             month.name,
             month.start,
             month.end,
-            currency=await RatesRepository(session).currency(),
+            currency=currency,
             resource_version=await self.db.next_resource_version(session),
             now=now,
         )
+        # Its first estimate a little later, spread out: every tenant's month starts together.
+        values["next_reconcile_at"] = now + timedelta(seconds=self.policy.jitter(NEW_DRAFT_SPREAD))
         await insert_draft(session, values)
 
     def report(self, item: InvoiceItem, outcome: InvoiceOutcome, result: FinishResult) -> None:
@@ -200,8 +204,38 @@ def _statement_columns(statement: Statement, applied: Decimal, total: Decimal) -
     }
 
 
-async def _earlier_drafts(session: AsyncSession, item: InvoiceItem) -> int:
-    stmt = select(Invoice.id).where(
-        Invoice.tenant_id == item.tenant_id, Invoice.phase == "Draft", Invoice.name < item.name
+@dataclass(frozen=True)
+class _TenantState:
+    removed_at: datetime | None
+    earlier_drafts: bool
+    usage_recorded_at: datetime | None
+
+
+async def _locked_tenant(session: AsyncSession, item: InvoiceItem) -> _TenantState:
+    """Lock the tenant's row (as quota decisions do) and read, in the same statement, what
+    billing `item` depends on that may have changed since `reconcile`."""
+    earlier = (
+        select(Invoice.id)
+        .where(
+            Invoice.tenant_id == item.tenant_id,
+            Invoice.phase == "Draft",
+            Invoice.name < item.name,
+        )
+        .exists()
     )
-    return len((await session.scalars(stmt.limit(1))).all())
+    recorded = (
+        select(ObservabilityUsage.recorded_at)
+        .where(
+            ObservabilityUsage.tenant_id == item.tenant_id,
+            ObservabilityUsage.period == item.name,
+        )
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(Tenant.removed_at, earlier, recorded)
+            .where(Tenant.id == item.tenant_id)
+            .with_for_update(key_share=True, of=Tenant)
+        )
+    ).one()
+    return _TenantState(row[0], bool(row[1]), row[2])
