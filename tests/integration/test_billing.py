@@ -360,3 +360,36 @@ async def test_the_operator_commands(kupe: Kupe, tmp_path: Path) -> None:
         code, _out, err = await run(*args)
         assert code == 1, args
         assert message in err, (args, err)
+
+
+async def test_the_sdk_reads_invoices_and_the_estimate(kupe: Kupe) -> None:
+    import httpx
+
+    from kupe.sdk import AsyncClient, BadRequest, NotFound
+
+    acme = await kupe.tenant("acme", plan="pro")
+    await until(kupe, APRIL + timedelta(hours=3))
+    await kupe.step(600)  # April's first estimate (new months' drafts spread it over 10 min)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=kupe.app))
+    async with (
+        http,
+        AsyncClient(
+            "http://kupe.test", api_key=acme.key, tenant="acme", http_client=http
+        ) as client,
+    ):
+        invoices = await client.invoices.list()
+        assert [(i.name, i.status.phase) for i in invoices] == [
+            ("2026-03", "Billed"),
+            ("2026-04", "Draft"),
+        ]
+        march = await client.invoices.get("2026-03")
+        assert march.status.total == "48.08"
+        assert march.status.line_items[0].unit_price == "49.00"
+        estimate = await client.invoices.usage()
+        assert estimate.stale is False
+        assert estimate.compute is not None
+        assert estimate.compute.memory_gib_hours == "0"
+        with pytest.raises(NotFound):
+            await client.invoices.get("2026-01")
+        with pytest.raises(BadRequest):
+            await client.invoices.get("2026-1")
