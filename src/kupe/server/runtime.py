@@ -113,7 +113,7 @@ class Runtime:
             clock=self.clock,
         )
         policy = RetryPolicy(settings.reconciler)
-        self.billing = Billing(plan_terms(self.plans), settings.billing.rates(EPOCH))
+        self.billing = Billing(plan_terms(self.plans), settings.billing.rates(EPOCH), self.clock)
         self.kinds: list[AnyKind] = [
             ClusterKind(self.provider, self.clock, policy, self.metrics),
             TenantKind(self.db, self.clock, policy),
@@ -151,6 +151,7 @@ class Runtime:
         with contextlib.suppress(IntegrityError):
             async with self.db.write() as session:
                 await seed_rates(session, self.settings.billing.rates(now))
+        self.billing.forget_versions()
         with contextlib.suppress(IntegrityError):
             await ensure_drafts(self.db, Month.of(now), now)
 

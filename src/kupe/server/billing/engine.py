@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kupe.core.clock import rfc3339
+from kupe.core.clock import Clock, rfc3339
 from kupe.server.billing.rates import Month, PlanTerms, Rates
 from kupe.server.billing.statement import (
     Interval,
@@ -25,7 +25,6 @@ from kupe.server.db.engine import Database
 from kupe.server.db.models import BillingRates
 from kupe.server.db.repositories.billing import (
     CreditRepository,
-    InvoiceRepository,
     ObservabilityRepository,
     RatesRepository,
     draft_values,
@@ -33,6 +32,10 @@ from kupe.server.db.repositories.billing import (
     tenants_without_invoice,
 )
 from kupe.server.db.repositories.ledger import Ledger
+
+# How far replicas' clocks may disagree, and how long rates read for an estimate are reused.
+CLOCK_SKEW = timedelta(seconds=60)
+CACHE_FOR = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,31 @@ class Billing:
     """Computes statements; `terms` are the plans' fees and allowances by name, and `default`
     the rates used before any version was recorded."""
 
-    def __init__(self, terms: Mapping[str, PlanTerms], default: Rates) -> None:
+    def __init__(self, terms: Mapping[str, PlanTerms], default: Rates, clock: Clock) -> None:
         self.terms = dict(terms)
         self.default = default
+        self.clock = clock
+        # The versions as last read, and when (by the clock).
+        self._versions: tuple[datetime, list[Rates]] | None = None
+
+    async def versions(self, session: AsyncSession, until: datetime) -> list[Rates]:
+        """The rates versions that cover time before `until`. A version is recorded when a
+        process starts, effective from then, so versions read at T cover everything before T
+        (less some clock skew between replicas): read again only when the last read is not
+        complete for `until`, or is a minute old."""
+        now = self.clock.now()
+        cached = self._versions
+        if cached is not None:
+            read_at, versions = cached
+            if read_at - until >= CLOCK_SKEW or now - read_at < CACHE_FOR:
+                return versions
+        versions = [rates_of(row) for row in await RatesRepository(session).all()]
+        versions = versions or [self.default]
+        self._versions = (now, versions)
+        return versions
+
+    def forget_versions(self) -> None:
+        self._versions = None
 
     async def statement(
         self,
@@ -101,7 +126,7 @@ class Billing:
         ledger = Ledger(session)
         end = min(until, month.end)
         start = month.start if since is None else max(month.start, since)
-        versions = [rates_of(row) for row in await RatesRepository(session).all()] or [self.default]
+        versions = await self.versions(session, end)
         intervals = [
             Interval(r.started_at, r.ended_at, r.cpu_millis, r.memory_bytes, r.storage_bytes)
             for r in await ledger.intervals(tenant.id, start, end)
@@ -134,10 +159,8 @@ class Billing:
 
     @staticmethod
     async def credit_balance(session: AsyncSession, tenant_id: str) -> Decimal:
-        """Credits granted and not yet spent on billed invoices."""
-        granted = await CreditRepository(session, tenant_id).granted()
-        spent = await InvoiceRepository(session, tenant_id).credits_spent()
-        return granted - spent
+        """Credits granted and not yet spent on billed invoices (one statement)."""
+        return await CreditRepository(session, tenant_id).balance()
 
 
 def estimate_document(

@@ -166,15 +166,14 @@ class BillingService:
         CreditRepository(session, tenant.id).add(credit)
         await session.flush()
         await Ledger(session).touch(tenant.id, now)
-        granted = await CreditRepository(session, tenant.id).granted()
-        spent = await InvoiceRepository(session, tenant.id).credits_spent()
+        balance = await CreditRepository(session, tenant.id).balance()
         return {
             "tenant": tenant.name,
             "id": credit.id,
             "amount": credit.amount,
             "reason": reason,
             "grantedAt": rfc3339(now),
-            "balance": f"{(granted - spent).quantize(Decimal('0.01')):f}",
+            "balance": f"{balance.quantize(Decimal('0.01')):f}",
         }
 
     async def set_phase(

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,12 +56,6 @@ class InvoiceRepository(TenantScoped):
             Invoice.tenant_id == self.tenant_id, Invoice.phase == "Draft", Invoice.name < name
         )
         return int(await self.session.scalar(stmt) or 0)
-
-    async def credits_spent(self) -> Decimal:
-        stmt = select(Invoice.credits_applied).where(
-            Invoice.tenant_id == self.tenant_id, Invoice.phase.in_(CREDITED_PHASES)
-        )
-        return sum((Decimal(v) for v in (await self.session.scalars(stmt)).all()), Decimal(0))
 
 
 def draft_values(
@@ -111,11 +105,14 @@ async def tenants_without_invoice(session: AsyncSession, name: str, end: datetim
 
 
 class CreditRepository(TenantScoped):
-    async def granted(self, until: datetime | None = None) -> Decimal:
-        stmt = select(Credit.amount).where(Credit.tenant_id == self.tenant_id)
-        if until is not None:
-            stmt = stmt.where(Credit.granted_at < until)
-        return sum((Decimal(v) for v in (await self.session.scalars(stmt)).all()), Decimal(0))
+    async def balance(self) -> Decimal:
+        """Granted less what billed invoices applied, read in one statement."""
+        granted = select(Credit.amount, literal(1)).where(Credit.tenant_id == self.tenant_id)
+        spent = select(Invoice.credits_applied, literal(-1)).where(
+            Invoice.tenant_id == self.tenant_id, Invoice.phase.in_(CREDITED_PHASES)
+        )
+        rows = (await self.session.execute(granted.union_all(spent))).all()
+        return sum((Decimal(amount) * sign for amount, sign in rows), Decimal(0))
 
     def add(self, credit: Credit) -> None:
         self.session.add(credit)
