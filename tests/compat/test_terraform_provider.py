@@ -113,8 +113,8 @@ async def test_a_cluster_may_be_created_highly_available(kupe: Kupe) -> None:
 async def test_routes_not_built_answer_501_not_404(kupe: Kupe) -> None:
     acme = await kupe.tenant()
     for method, path in (
-        ("GET", "/invoices"),
-        ("GET", "/invoices/2026-04"),
+        ("GET", "/webhooks"),
+        ("GET", "/audit/2026-04"),
         ("PUT", "/alertmanager/receivers/pager"),
         ("GET", "/clusters/web/unknown-sub-route"),
         ("DELETE", "/apikeys/ak-abcdefgh/extra"),

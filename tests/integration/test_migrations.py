@@ -32,6 +32,12 @@ TABLES = {
     "idempotency_records",
     "alertmanager_configs",
     "alertmanager_receivers",
+    "usage_intervals",
+    "plan_periods",
+    "billing_rates",
+    "observability_usage",
+    "credits",
+    "invoices",
 }
 
 

@@ -97,6 +97,7 @@ async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) ->
 
     await _managed_secret(kupe, bao, acme, ci)
     await _alerting(kupe, acme, ci)
+    await _billing(kupe, acme, ro)
 
     assert (await kupe.client.delete(acme.url(f"/apikeys/{ci_id}"), headers=h)).status_code == 204
     revoked = await kupe.client.get(acme.url("/clusters"), headers=ci)
@@ -105,6 +106,21 @@ async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) ->
     await kupe.run_for(10)
     assert await kupe.phase(acme, "web") == "<gone>"
     return raw_keys
+
+
+async def _billing(kupe: Kupe, acme: TenantCreds, ro: dict[str, str]) -> None:
+    """Invoices and the estimate read with a key, and bad invoice names refused: none of it
+    repeats a credential or shows internals (the searches at the end cover these too)."""
+    await kupe.step(3600)
+    assert (await kupe.client.get(acme.url("/invoices"), headers=ro)).status_code == 200
+    month = kupe.clock.now().strftime("%Y-%m")
+    got = await kupe.client.get(acme.url(f"/invoices/{month}"), headers=ro)
+    assert got.status_code == 200, got.text
+    for bad in ("2026-00", "x" * 300, "%00", "1999-12"):
+        refused = await kupe.client.get(acme.url(f"/invoices/{bad}"), headers=ro)
+        assert refused.status_code in (400, 404), (bad, refused.text)
+    tenant = await kupe.client.get(acme.url(), headers=ro)
+    assert tenant.json()["status"]["currentUsage"]["stale"] is False
 
 
 async def _managed_secret(

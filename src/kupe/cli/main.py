@@ -8,8 +8,10 @@ from kupe.cli import (
     alerting,
     apikeys,
     auth,
+    billing_admin,
     clusters,
     config,
+    invoices,
     local,
     members,
     plans,
@@ -25,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 server.register(app)
+billing_admin.register()
 local.register(app)
 # Client commands: they reach a server only through the SDK.
 for client_commands in (
@@ -34,6 +37,7 @@ for client_commands in (
     secrets,
     alerting,
     tenant,
+    invoices,
     plans,
     config,
     auth,

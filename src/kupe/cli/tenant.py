@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from kupe.cli.connection import ApiUrlOpt, ProfileOpt, TenantOpt, connect
+from kupe.cli.invoices import usage
 from kupe.cli.output import (
     EXIT_USAGE,
     OutputFormat,
@@ -34,8 +35,8 @@ def _amounts(amounts: ResourceAmounts | None) -> str | None:
 
 
 def tenant_details(t: Tenant) -> RenderableType:
-    usage = t.status.current_usage or {}
-    total = usage.get("estimatedTotal")
+    usage = t.status.current_usage
+    total = usage.estimated_total if usage is not None else None
     view = details(
         [
             ("Name", t.name),
@@ -107,6 +108,9 @@ def update_tenant(
             enforce_log_limit=enforce_log_limit,
         )
         show(updated, output, tenant_details)
+
+
+app.command("usage")(usage)
 
 
 def register(root: typer.Typer) -> None:

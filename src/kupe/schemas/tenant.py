@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, StrictBool
 
+from kupe.schemas.billing import CurrentUsage
 from kupe.schemas.common import ResponseModel, Timestamp, WireModel
 from kupe.schemas.plan import ResourceAmounts
 
@@ -37,7 +38,7 @@ class TenantStatus(ResponseModel):
     cluster_count: int | None = None
     allocated_resources: ResourceAmounts | None = None
     pool_resources: ResourceAmounts | None = None
-    current_usage: dict[str, Any] | None = None
+    current_usage: CurrentUsage | None = None
 
 
 class Tenant(ResponseModel):

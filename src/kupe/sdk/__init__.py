@@ -14,6 +14,7 @@ tree in `kupe.sdk.errors`.
 """
 
 from kupe.schemas.apikey import ApiKey, ApiKeyCreated
+from kupe.schemas.billing import CurrentUsage, Invoice, LineItem
 from kupe.schemas.cluster import Cluster, ClusterUpdate, ConnectionDetails, ResourcesInput
 from kupe.schemas.plan import Plan
 from kupe.schemas.tenant import MemberView, Tenant, TenantUpdate
@@ -57,9 +58,12 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConnectionDetails",
+    "CurrentUsage",
     "Document",
     "Forbidden",
+    "Invoice",
     "KupeError",
+    "LineItem",
     "MemberView",
     "NotFound",
     "Plan",

@@ -18,6 +18,7 @@ from kupe.sdk.apikeys import ApiKeys, AsyncApiKeys
 from kupe.sdk.clusters import AsyncClusters, Clusters
 from kupe.sdk.config import ClientSettings, resolve_settings
 from kupe.sdk.errors import PreconditionFailed, TransportError
+from kupe.sdk.invoices import AsyncInvoices, Invoices
 from kupe.sdk.members import AsyncMembers, Members
 from kupe.sdk.plans import AsyncPlans, Plans
 from kupe.sdk.secrets import AsyncSecrets, Secrets
@@ -78,6 +79,7 @@ class Client:
         self.alerting = Alerting(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
+        self.invoices = Invoices(self)
 
     @property
     def settings(self) -> ClientSettings:
@@ -184,6 +186,7 @@ class AsyncClient:
         self.alerting = AsyncAlerting(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
+        self.invoices = AsyncInvoices(self)
 
     @property
     def settings(self) -> ClientSettings:

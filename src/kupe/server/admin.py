@@ -23,6 +23,7 @@ from kupe.server.db.models import Tenant
 from kupe.server.db.refs import TenantRef
 from kupe.server.openbao import OpenBaoClient, OpenBaoError, OpenBaoSettings, mount_name
 from kupe.server.services.auth import Principal
+from kupe.server.services.billing import invoice_view
 from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.tenant import IssuedKey
 from kupe.server.services.views import api_key_view, member_view
@@ -50,6 +51,7 @@ class Admin:
         self.members = services.members
         self.api_keys = services.api_keys
         self.lifecycle = services.lifecycle
+        self.billing = services.billing
 
     @classmethod
     @asynccontextmanager
@@ -205,6 +207,37 @@ class Admin:
             "policies": list(issued.policies),
             "expiresAt": rfc3339(issued.expires_at),
         }
+
+    # -- billing -----------------------------------------------------------------------------
+
+    async def record_usage(
+        self, tenant: str, metrics_series: int, logs_gb: str, month: str | None = None
+    ) -> dict[str, Any]:
+        """A month's observability usage (until a metrics backend reports it)."""
+        async with self.db.write() as session:
+            record = await self.tenants.tenant(session, tenant)
+            return await self.billing.record_usage(
+                session, record, metrics_series=metrics_series, logs_gb=logs_gb, period=month
+            )
+
+    async def grant_credit(self, tenant: str, amount: str, reason: str) -> dict[str, Any]:
+        async with self.db.write() as session:
+            record = await self.tenants.tenant(session, tenant)
+            return await self.billing.grant_credit(session, record, amount, reason)
+
+    async def set_invoice_phase(self, tenant: str, name: str, phase: str) -> dict[str, Any]:
+        """Paid, PastDue or Canceled, until a payment processor is integrated."""
+        async with self.db.write() as session:
+            record = await self.tenants.tenant(session, tenant)
+            version = await self.db.next_resource_version(session)
+            row = await self.billing.set_phase(session, record, name, phase, version)
+            return _dump(invoice_view(row))
+
+    async def list_invoices(self, tenant: str) -> dict[str, Any]:
+        async with self.db.read() as session:
+            principal = self._operator(await self.tenants.tenant(session, tenant))
+            rows = await self.billing.list(session, principal)
+        return {"items": [_dump(invoice_view(row)) for row in rows]}
 
     # -- helpers -----------------------------------------------------------------------------
 

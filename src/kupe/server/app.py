@@ -15,6 +15,7 @@ from kupe.server.api import (
     alerting,
     apikeys,
     clusters,
+    invoices,
     members,
     plans,
     secrets,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(members.router)
     app.include_router(secrets.router)
     app.include_router(alerting.router)
+    app.include_router(invoices.router)
     app.include_router(tokenreview.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.

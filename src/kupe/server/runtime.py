@@ -3,9 +3,11 @@ the reconciler that runs them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -16,6 +18,8 @@ from kupe.core.errors import AlreadyExists
 from kupe.core.versions import VersionCatalogue
 from kupe.server.alertmanager.backends import BackendError
 from kupe.server.alertmanager.setup import alert_backend, alert_checker, server_sealer
+from kupe.server.billing.engine import Billing, ensure_drafts, seed_rates
+from kupe.server.billing.rates import Month
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
 from kupe.server.metrics import Metrics
@@ -25,19 +29,22 @@ from kupe.server.providers.registry import ProviderContext, build_provider
 from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.alerting import AlertingKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
+from kupe.server.reconciler.kinds.invoice import InvoiceKind
 from kupe.server.reconciler.kinds.secret import SecretKind
 from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.oidc import OidcVerifier
-from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
+from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError, plan_terms
 from kupe.server.services.ratelimit import RateLimiter
 from kupe.server.services.wiring import Services, build_services
 from kupe.server.settings import Settings
 
 BOOTSTRAP_TENANT = "default"
 BOOTSTRAP_EMAIL = "admin@kupe.internal"
+# When the rates used before any version was recorded start (never in practice).
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class Runtime:
             sealer=self.sealer,
             alert_checker=checker,
             webhook_allow_private=settings.alerting.webhook_allow_private,
+            estimate_refresh_seconds=settings.billing.estimate_refresh_seconds,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(
@@ -115,6 +123,7 @@ class Runtime:
             clock=self.clock,
         )
         policy = RetryPolicy(settings.reconciler)
+        self.billing = Billing(plan_terms(self.plans), settings.billing.rates(EPOCH), self.clock)
         self.kinds: list[AnyKind] = [
             ClusterKind(self.provider, self.clock, policy, self.metrics),
             TenantKind(self.db, self.clock, policy),
@@ -134,6 +143,7 @@ class Runtime:
                 policy,
                 settings.alerting.resync_seconds,
             ),
+            InvoiceKind(self.db, self.billing, self.clock, policy, settings.billing),
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler
@@ -146,6 +156,7 @@ class Runtime:
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
+        await self.start_billing()
         if self.run_reconciler:
             try:
                 await self.alert_backend.start()
@@ -154,6 +165,18 @@ class Runtime:
                 structlog.get_logger("kupe").warning("alerting.start_failed", error=str(exc))
             self.reconciler.start()
         return result
+
+    async def start_billing(self) -> None:
+        """Record the configured rates (a new version from now if they changed) and make sure
+        every tenant has this month's draft invoice."""
+        now = self.clock.now()
+        # A replica starting at the same moment may do either first: then it is done.
+        with contextlib.suppress(IntegrityError):
+            async with self.db.write() as session:
+                await seed_rates(session, self.settings.billing.rates(now))
+        self.billing.forget_versions()
+        with contextlib.suppress(IntegrityError):
+            await ensure_drafts(self.db, Month.of(now), now)
 
     async def stop(self) -> None:
         await self.reconciler.stop()

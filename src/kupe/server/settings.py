@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kupe.server.alertmanager.settings import AlertingSection
+from kupe.server.billing.settings import BillingSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
@@ -190,7 +191,16 @@ class OpenBaoSection(Section):
         )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "alerting")
+SECTIONS = (
+    "database",
+    "reconciler",
+    "rate_limits",
+    "oidc",
+    "http",
+    "openbao",
+    "alerting",
+    "billing",
+)
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -343,6 +353,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
     alerting: AlertingSection = Field(default_factory=AlertingSection)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

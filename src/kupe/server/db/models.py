@@ -318,6 +318,36 @@ class AlertmanagerConfig(LeaseMixin, Base):
     )
 
 
+# -- billing (issue 16): a ledger written in the same transaction as each change ---------------
+
+
+class UsageInterval(Base):
+    """A span of time during which a cluster held one allocation: opened at creation, closed
+    and reopened when a resize is applied, closed when its deletion completes."""
+
+    __tablename__ = "usage_intervals"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), nullable=False)
+    cpu_millis: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    storage_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_usage_intervals_tenant", "tenant_id", "started_at"),
+        # At most one open interval per cluster.
+        Index(
+            "uq_usage_intervals_open",
+            "cluster_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+
 class AlertmanagerReceiver(Base):
     """One receiver of a tenant, in Alertmanager's schema, sealed whole (it holds credentials)."""
 
@@ -330,3 +360,102 @@ class AlertmanagerReceiver(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (Index("uq_alertmanager_receivers_name", "tenant_id", "name", unique=True),)
+
+
+class PlanPeriod(Base):
+    """A span of time a tenant spent on one plan, with the platform fee it had then."""
+
+    __tablename__ = "plan_periods"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    plan: Mapped[str] = mapped_column(String(63), nullable=False)
+    # Monthly fee as a decimal string; None (history from before billing) means the
+    # catalogue's fee.
+    platform_fee: Mapped[str | None] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_plan_periods_tenant", "tenant_id", "started_at"),
+        Index(
+            "uq_plan_periods_open",
+            "tenant_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+
+class BillingRates(Base):
+    """One version of the operator's rates, in force from `effective_from` until the next."""
+
+    __tablename__ = "billing_rates"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, unique=True)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # Decimal strings.
+    cpu_core_hour: Mapped[str] = mapped_column(String(30), nullable=False)
+    memory_gib_hour: Mapped[str] = mapped_column(String(30), nullable=False)
+    storage_gib_hour: Mapped[str] = mapped_column(String(30), nullable=False)
+    metrics_series_month: Mapped[str] = mapped_column(String(30), nullable=False)
+    logs_gb: Mapped[str] = mapped_column(String(30), nullable=False)
+
+
+class ObservabilityUsage(Base):
+    """A tenant's observability usage in one month, as its source reported it."""
+
+    __tablename__ = "observability_usage"
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    metrics_series: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    logs_gb: Mapped[str] = mapped_column(String(30), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Credit(Base):
+    """Money granted to a tenant by the operator, applied to its invoices as they are billed."""
+
+    __tablename__ = "credits"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False, index=True)
+    amount: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class Invoice(LeaseMixin, Base):
+    """A tenant's invoice for one calendar month (UTC). While Draft the reconciler keeps its
+    estimate fresh and bills it once the month has ended; a billed invoice's lines, subtotal,
+    credits and total never change again (only its phase, by the operator)."""
+
+    __tablename__ = "invoices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(7), nullable=False)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    phase: Mapped[str] = mapped_column(String(20), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # The statement: as billed once Billed; the latest estimate while Draft.
+    line_items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    subtotal: Mapped[str] = mapped_column(String(20), nullable=False)
+    credits_applied: Mapped[str] = mapped_column(String(20), nullable=False)
+    total: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The running estimate's breakdown (tenant.status.currentUsage) and when it was computed.
+    estimate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    estimated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    billed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (
+        Index("uq_invoices_tenant_name", "tenant_id", "name", unique=True),
+        Index("ix_invoices_tenant_version", "tenant_id", "resource_version"),
+        Index(
+            "ix_invoices_due",
+            "next_reconcile_at",
+            sqlite_where=text("phase = 'Draft'"),
+            postgresql_where=text("phase = 'Draft'"),
+        ),
+    )

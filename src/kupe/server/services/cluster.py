@@ -34,6 +34,7 @@ from kupe.server.db.engine import Database
 from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.db.refs import ObjectVersion, TenantRef
 from kupe.server.db.repositories.cluster import ClusterRepository
+from kupe.server.db.repositories.ledger import Ledger
 from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import Principal
 from kupe.server.services.cluster_rules import ClusterFeatures, ClusterRules, check_immutable
@@ -191,8 +192,9 @@ class ClusterService:
 
         session = await unit.session()
         now = self.clock.now()
+        cluster_id = uuid.uuid4().hex
         values = {
-            "id": uuid.uuid4().hex,
+            "id": cluster_id,
             "tenant_id": principal.tenant_id,
             "name": body.name,
             "display_name": body.display_name,
@@ -239,6 +241,15 @@ class ClusterService:
             raise AlreadyExists("Cluster name already exists", field="name") from None
         if not inserted:
             await self._refused(session, principal, body.name, wanted)
+        # Metered from this moment: the ledger is written in the same transaction.
+        await Ledger(session).cluster_created(
+            principal.tenant_id,
+            cluster_id,
+            cpu_millis=wanted.cpu_millis,
+            memory_bytes=wanted.memory_bytes,
+            storage_bytes=wanted.storage_bytes,
+            at=now,
+        )
         row = ClusterRow(**values)
         return StoredResponse(
             201, render_row(row), etag(row.resource_version), f"{location_prefix}/{row.name}"

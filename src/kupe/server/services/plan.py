@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from kupe.core.names import name_problem
 from kupe.core.quantity import QuantityError, parse_cpu, parse_memory, parse_storage
 from kupe.core.unlimited import UNLIMITED_COUNT, UNLIMITED_QUANTITY
 from kupe.schemas.plan import ObservabilityPool, Plan, ResourceAmounts
+from kupe.server.billing.rates import PlanTerms
 
 _BUILT_IN: list[dict[str, Any]] = [
     {
@@ -285,3 +287,19 @@ __all__ = [
     "PlanCatalogueError",
     "plan_view",
 ]
+
+
+def plan_terms(catalogue: PlanCatalogue) -> dict[str, PlanTerms]:
+    """What billing needs of each plan: its fee and observability allowances."""
+
+    def allowance(value: int | None) -> int | None:
+        return None if value is None or value < 0 else value
+
+    return {
+        plan.name: PlanTerms(
+            platform_fee=Decimal(plan.platform_fee),
+            max_active_series=allowance(plan.observability_pool.max_active_series),
+            log_ingest_gb=allowance(plan.observability_pool.log_ingest_gb),
+        )
+        for plan in catalogue.all()
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,13 +24,18 @@ from kupe.core.phases import TenantPhase
 from kupe.schemas.common import CONTROL_CHARACTERS
 from kupe.schemas.tenant import Tenant as TenantView
 from kupe.schemas.tenant import TenantUpdate
+from kupe.server.billing.engine import ensure_draft
+from kupe.server.billing.rates import Month
 from kupe.server.db.engine import Database
 from kupe.server.db.models import ApiKey, Member, Tenant
 from kupe.server.db.repositories.apikey import ApiKeyRepository
+from kupe.server.db.repositories.billing import InvoiceRepository
 from kupe.server.db.repositories.cluster import ClusterRepository
+from kupe.server.db.repositories.ledger import Ledger
 from kupe.server.db.repositories.member import MemberRepository
 from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.services.auth import ROLES, Principal, generate_api_key
+from kupe.server.services.billing import current_usage
 from kupe.server.services.limits import excesses
 from kupe.server.services.plan import UNLIMITED_POOL, PlanCatalogue
 from kupe.server.services.views import tenant_view
@@ -50,10 +56,18 @@ class IssuedKey:
 
 
 class TenantService:
-    def __init__(self, db: Database, plans: PlanCatalogue, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        plans: PlanCatalogue,
+        clock: Clock,
+        *,
+        estimate_refresh_seconds: float = 3600.0,
+    ) -> None:
         self.db = db
         self.plans = plans
         self.clock = clock
+        self.estimate_refresh_seconds = estimate_refresh_seconds
 
     async def create_tenant(
         self,
@@ -95,6 +109,8 @@ class TenantService:
         )
         tenants.add(tenant)
         await session.flush()
+        await self._plan_started(session, tenant, plan)
+        await ensure_draft(session, self.db, tenant.id, Month.of(now), now)
         MemberRepository(session, tenant.id).add(
             Member(tenant_id=tenant.id, email=email, role="admin", created_at=now)
         )
@@ -170,7 +186,8 @@ class TenantService:
         version also moves when one of them is created, changed or removed."""
         own = await TenantRepository(session).resource_version(tenant_id)
         clusters = await ClusterRepository(session, tenant_id).latest_version()
-        return max(own, clusters)
+        invoices = await InvoiceRepository(session, tenant_id).latest_version()
+        return max(own, clusters, invoices)
 
     async def view(self, session: AsyncSession, tenant: Tenant) -> TenantView:
         """The Tenant object with its members and status."""
@@ -178,7 +195,11 @@ class TenantService:
         usage = await ClusterRepository(session, tenant.id).usage()
         plan = self.plans.get(tenant.plan) if tenant.plan in self.plans else None
         pool = (plan.resource_pool or UNLIMITED_POOL) if plan else None
-        return tenant_view(tenant, members, usage, pool, await self.version(session, tenant.id))
+        estimate = await current_usage(
+            session, tenant.id, self.clock.now(), self.estimate_refresh_seconds
+        )
+        version = await self.version(session, tenant.id)
+        return tenant_view(tenant, members, usage, pool, version, current_usage=estimate)
 
     async def bump(self, session: AsyncSession, tenant: Tenant) -> None:
         """Give the tenant a new resourceVersion (it changed, or one of its members did)."""
@@ -221,6 +242,7 @@ class TenantService:
         if patch.plan is not None and patch.plan != tenant.plan:
             await self._check_plan_fits(session, tenant, patch.plan)
             tenant.plan = patch.plan
+            await self._plan_started(session, tenant, patch.plan)
             changed = True
         for attr in ("enforce_metrics_limit", "enforce_log_limit"):
             value = getattr(patch, attr)
@@ -243,7 +265,13 @@ class TenantService:
         else:
             await self._check_plan_fits(session, tenant, plan)
         tenant.plan = plan
+        await self._plan_started(session, tenant, plan)
         await self.bump(session, tenant)
+
+    async def _plan_started(self, session: AsyncSession, tenant: Tenant, plan: str) -> None:
+        """Record the plan, and its fee now, in the billing ledger (same transaction)."""
+        fee = Decimal(self.plans.get(plan).platform_fee)
+        await Ledger(session).plan_started(tenant.id, plan, fee, at=self.clock.now())
 
     async def _check_plan_fits(self, session: AsyncSession, tenant: Tenant, name: str) -> None:
         """409 PLAN_DOWNGRADE_BLOCKED naming every limit of `name` the tenant already exceeds."""

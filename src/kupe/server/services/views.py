@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kupe.core.quantity import format_bytes, format_cpu
 from kupe.schemas.apikey import ApiKey, ApiKeyCreated
+from kupe.schemas.billing import CurrentUsage
 from kupe.schemas.plan import ResourceAmounts
 from kupe.schemas.tenant import MemberView, Tenant, TenantStatus
 from kupe.server.db.models import ApiKey as ApiKeyRow
@@ -18,8 +19,10 @@ def tenant_view(
     usage: Usage,
     pool: ResourceAmounts | None,
     resource_version: int,
+    *,
+    current_usage: CurrentUsage | None = None,
 ) -> Tenant:
-    """The Tenant object; `currentUsage` belongs to billing and is left out here."""
+    """The Tenant object; `current_usage` is billing's running estimate."""
     return Tenant(
         name=tenant.name,
         display_name=tenant.display_name,
@@ -39,6 +42,7 @@ def tenant_view(
                 storage=format_bytes(usage.storage_bytes),
             ),
             pool_resources=pool,
+            current_usage=current_usage,
         ),
     )
 

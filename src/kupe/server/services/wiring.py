@@ -13,6 +13,7 @@ from kupe.server.sealing import Sealer
 from kupe.server.services.alerting import AlertingService
 from kupe.server.services.apikey import ApiKeyService
 from kupe.server.services.auth import AuthService
+from kupe.server.services.billing import BillingService
 from kupe.server.services.cluster import ClusterService
 from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.console_session import ConsoleSessionService
@@ -41,6 +42,7 @@ class Services:
     secrets: SecretService
     console_sessions: ConsoleSessionService
     alerting: AlertingService
+    billing: BillingService
 
 
 def build_services(
@@ -55,9 +57,10 @@ def build_services(
     sealer: Sealer | None = None,
     alert_checker: ConfigChecker | None = None,
     webhook_allow_private: bool = False,
+    estimate_refresh_seconds: float = 3600.0,
 ) -> Services:
     features = features or ClusterFeatures()
-    tenants = TenantService(db, plans, clock)
+    tenants = TenantService(db, plans, clock, estimate_refresh_seconds=estimate_refresh_seconds)
     clusters = ClusterService(db, plans, versions, clock, features)
     secrets = SecretService(db, clock, enabled=secrets_enabled)
     console_sessions = ConsoleSessionService(clock)
@@ -82,4 +85,5 @@ def build_services(
             alert_checker,
             allow_private=webhook_allow_private,
         ),
+        billing=BillingService(clock, estimate_refresh_seconds),
     )

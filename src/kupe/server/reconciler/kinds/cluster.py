@@ -18,6 +18,7 @@ from kupe.core.clock import Clock
 from kupe.core.phases import PROVISIONING_PHASES, ClusterPhase
 from kupe.server.db.leases import FinishResult
 from kupe.server.db.models import Cluster
+from kupe.server.db.repositories.ledger import Ledger
 from kupe.server.metrics import Metrics
 from kupe.server.providers.base import (
     InfraPhase,
@@ -123,7 +124,7 @@ class ClusterKind:
             if item.deleting
             else Cluster.deletion_requested_at.is_(None)
         )
-        return await self.leases.finish(
+        result = await self.leases.finish(
             session,
             item,
             values=values,
@@ -131,6 +132,28 @@ class ClusterKind:
             now=now,
             guard=(Cluster.generation == item.generation, deleting_now),
         )
+        if result is FinishResult.APPLIED:
+            await self._meter(session, item, outcome.status, now)
+        return result
+
+    @staticmethod
+    async def _meter(
+        session: AsyncSession, item: ClusterItem, status: ClusterStatusUpdate, now: datetime
+    ) -> None:
+        """Record in the billing ledger, in the same transaction, what this outcome changed of
+        the allocation billed: none once teardown completed; the generation's resources once
+        it is applied (a resize counts from then, not from its request)."""
+        ledger = Ledger(session)
+        if status.removed:
+            await ledger.cluster_removed(item.id, at=now)
+        elif status.observed_generation == item.generation != item.observed_generation:
+            await ledger.allocation_applied(
+                item.id,
+                cpu_millis=item.cpu_millis,
+                memory_bytes=item.memory_bytes,
+                storage_bytes=item.storage_bytes,
+                at=now,
+            )
 
     def report(self, item: ClusterItem, outcome: ClusterOutcome, result: FinishResult) -> None:
         if result is not FinishResult.APPLIED:

@@ -21,6 +21,7 @@ from kupe.server.db.engine import Database
 from kupe.server.db.leases import FinishResult, Leases, Loader
 from kupe.server.db.models import Tenant
 from kupe.server.db.repositories.cluster import ClusterRepository
+from kupe.server.db.repositories.ledger import Ledger
 from kupe.server.db.repositories.tenant import TenantRepository
 from kupe.server.reconciler.kind import LeaseCheck, Outcome, always_held
 from kupe.server.reconciler.policy import RetryPolicy
@@ -104,6 +105,9 @@ class TenantKind:
         result = await self.leases.finish(session, item, values=values, next_at=next_at, now=now)
         if result is FinishResult.APPLIED:
             await TenantRepository(session).forget_access(item.id)
+            # The platform fee stops with the tenant; its invoices are still billed.
+            await Ledger(session).plan_ended(item.id, at=now)
+            await Ledger(session).touch(item.id, now)
         return result
 
     def report(

@@ -1,0 +1,1 @@
+"""Billing (API §8): metering from the usage ledger, invoices, credits and the running estimate."""
