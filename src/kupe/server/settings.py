@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.event_settings import EventsSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
@@ -189,7 +190,7 @@ class OpenBaoSection(Section):
         )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao")
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "events")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -221,6 +222,10 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
+    "events_retention_days": ("events", "retention_days"),
+    "events_heartbeat_seconds": ("events", "heartbeat_seconds"),
+    "events_poll_seconds": ("events", "poll_seconds"),
+    "events_watcher_queue": ("events", "watcher_queue"),
 }
 _TOP_LEVEL = (
     "host",
@@ -340,6 +345,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",
