@@ -14,6 +14,7 @@ from kupe.core.clock import Clock
 from kupe.server.api import (
     apikeys,
     clusters,
+    events,
     members,
     plans,
     secrets,
@@ -76,12 +77,14 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.scopes = RequestScopes(runtime)
+    app.state.end_streams = runtime.events.hub.end_streams
     install_error_handlers(app)
     install_docs(app, "/api/v1/openapi.json")
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(versions.router)
     app.include_router(clusters.router)
+    app.include_router(events.router)
     app.include_router(tenants.router)
     app.include_router(apikeys.router)
     app.include_router(members.router)

@@ -29,6 +29,7 @@ from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.event_retention import EventRetention
 from kupe.server.services.event_sources import outbox_with_sources
+from kupe.server.services.events import build_event_services
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -129,16 +130,19 @@ class Runtime:
         )
         self.head = head_revision()
         self.event_retention = EventRetention(self.db, self.clock, settings.events)
+        self.events = build_event_services(self.db, settings.events, self.services.clusters.views)
 
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
+        await self.events.hub.start()
         if self.run_reconciler:
             self.reconciler.start()
             self.event_retention.start()
         return result
 
     async def stop(self) -> None:
+        await self.events.hub.close()
         await self.event_retention.stop()
         await self.reconciler.stop()
         await self.db.dispose()

@@ -12,7 +12,7 @@ module knows none of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from kupe.server.db.models import Event
 VERSIONS_KEY = "kupe.outbox.versions"
 NOTED_KEY = "kupe.outbox.noted"
 OUTBOX_KEY = "kupe.outbox"
+WROTE_KEY = "kupe.outbox.wrote"
 ACTOR_KEY = "kupe.actor"
 SYSTEM_ACTOR = "system"
 
@@ -99,6 +100,8 @@ class Outbox:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.sources: dict[str, EventSource] = {}
+        # Called after a commit that wrote events (this process's watchers look at once).
+        self.committed: list[Callable[[], None]] = []
 
     def register(self, source: EventSource) -> None:
         self.sources[source.kind] = source
@@ -145,6 +148,7 @@ class Outbox:
                 )
         if rows:
             session.execute(insert(Event), rows)
+            session.info[WROTE_KEY] = True
         return len(rows)
 
 
@@ -174,7 +178,16 @@ def _write_events(session: Session) -> None:
     outbox.write(session)
 
 
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    outbox = session.info.get(OUTBOX_KEY)
+    if session.info.pop(WROTE_KEY, False) and isinstance(outbox, Outbox):
+        for callback in outbox.committed:
+            callback()
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(VERSIONS_KEY, None)
     session.info.pop(NOTED_KEY, None)
+    session.info.pop(WROTE_KEY, None)
