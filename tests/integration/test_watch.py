@@ -3,6 +3,7 @@ PostgreSQL, while `kupe.step()` drives the reconciler."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kupe.sdk import AsyncClient, Expired
 from kupe.server.db.repositories.event import EventRepository
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 from tests.support.streams import served, watching
@@ -195,3 +197,30 @@ async def test_server_sent_events(kupe: Kupe, http: httpx.AsyncClient) -> None:
         assert int(fields["id"]) > 0
     finally:
         await response.aclose()
+
+
+async def test_async_sdk_watches_and_waits(kupe: Kupe, http: httpx.AsyncClient) -> None:
+    creds = await kupe.tenant("acme")
+    async with AsyncClient(str(http.base_url), api_key=creds.key, tenant="acme") as client:
+        assert (await kupe.create_cluster(creds, "web")).status_code == 201
+        waiting = asyncio.create_task(client.clusters.wait("web", timeout=30))
+        stream = client.clusters.watch()
+        first = await anext(stream)
+        assert first.type == "ADDED"
+        await kupe.run_for(10)
+        running = await asyncio.wait_for(waiting, 10)
+        assert running.status.phase == "Running"
+        seen = [first]
+        while seen[-1].cluster is None or seen[-1].cluster.status.phase != "Running":
+            seen.append(await anext(stream))
+        await stream.aclose()  # type: ignore[attr-defined]
+        timeline = await client.clusters.events("web")
+        assert [item.reason for item in timeline.items] == [
+            "Created",
+            "ProvisioningStarted",
+            "Running",
+        ]
+        kupe.clock.advance(31 * 86400)
+        await kupe.runtime.event_retention.prune_expired()
+        with pytest.raises(Expired):
+            await anext(client.clusters.watch(resource_version="1"))

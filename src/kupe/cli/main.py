@@ -7,6 +7,7 @@ import typer
 from kupe.cli import (
     apikeys,
     auth,
+    cluster_events,
     clusters,
     config,
     local,
@@ -26,7 +27,17 @@ app = typer.Typer(
 server.register(app)
 local.register(app)
 # Client commands: they reach a server only through the SDK.
-for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):
+for client_commands in (
+    clusters,
+    cluster_events,
+    apikeys,
+    members,
+    secrets,
+    tenant,
+    plans,
+    config,
+    auth,
+):
     client_commands.register(app)
 
 
