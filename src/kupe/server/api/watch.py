@@ -17,6 +17,7 @@ from fastapi import Query, Request
 from starlette.responses import StreamingResponse
 
 from kupe.server.services.auth import Principal
+from kupe.server.services.event_hub import ndjson_line
 from kupe.server.services.watch import BOOKMARK, WatchItem, parse_version
 
 NDJSON = "application/x-ndjson"
@@ -92,12 +93,14 @@ def _bookmark(version: int) -> str:
     return json.dumps({"type": BOOKMARK, "object": {"resourceVersion": str(version)}})
 
 
-async def _ndjson(items: AsyncIterator[WatchItem]) -> AsyncIterator[str]:
+async def _ndjson(items: AsyncIterator[WatchItem]) -> AsyncIterator[bytes]:
     async for item in items:
         if item.object is None:
-            yield _bookmark(item.resource_version) + "\n"
+            yield (_bookmark(item.resource_version) + "\n").encode()
+        elif item.line is not None:
+            yield item.line  # made once per event for all its watchers
         else:
-            yield f'{{"type":"{item.type}","object":{item.object}}}\n'
+            yield ndjson_line(item.type, item.object)
 
 
 async def _sse(items: AsyncIterator[WatchItem]) -> AsyncIterator[str]:

@@ -37,6 +37,11 @@ RECENT_EVENTS = 10_000
 POSTGRES_POLL_SECONDS = 1.0
 
 
+def ndjson_line(type_: str, body: str) -> bytes:
+    """`{"type": ..., "object": ...}` and a newline, from the object's JSON text."""
+    return f'{{"type":"{type_}","object":{body}}}\n'.encode()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """An outbox row as watchers get it."""
@@ -52,6 +57,8 @@ class StreamEvent:
     reason: str | None
     message: str | None
     time: datetime
+    # The NDJSON watch line, made once for every watcher of the event.
+    line: bytes
 
     @classmethod
     def of(cls, row: Event) -> StreamEvent:
@@ -67,6 +74,7 @@ class StreamEvent:
             row.reason,
             row.message,
             row.time,
+            ndjson_line(row.type, row.object),
         )
 
 

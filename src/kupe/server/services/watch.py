@@ -35,6 +35,7 @@ class WatchItem:
     type: str
     resource_version: int
     object: str | None = None
+    line: bytes | None = None  # the NDJSON line, when made already
 
 
 def parse_version(value: str | None) -> int | None:
@@ -165,4 +166,4 @@ class WatchService:
 
 
 def _item(event: StreamEvent) -> WatchItem:
-    return WatchItem(event.type, event.resource_version, event.object)
+    return WatchItem(event.type, event.resource_version, event.object, event.line)
