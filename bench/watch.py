@@ -74,17 +74,25 @@ class Watchers:
 
     async def _one(self, client: httpx.AsyncClient) -> None:
         params = {"watch": "true"}
-        async with client.stream(
-            "GET", "/api/v1/tenants/default/clusters", params=params, headers=self.headers
-        ) as response:
-            response.raise_for_status()
-            self.open += 1
-            async for line in response.aiter_lines():
-                if line.startswith('{"type":"ADDED"'):
-                    # Cheap: the name is the object's first field.
-                    start = line.index('"name":"') + 8
-                    name = line[start : line.index('"', start)]
-                    self.arrivals.setdefault(name, []).append(time.monotonic())
+        for _attempt in range(50):
+            async with client.stream(
+                "GET", "/api/v1/tenants/default/clusters", params=params, headers=self.headers
+            ) as response:
+                if response.status_code in (429, 503):  # a burst of opens: try again
+                    await asyncio.sleep(0.5)
+                    continue
+                response.raise_for_status()
+                await self._read(response)
+                return
+
+    async def _read(self, response: httpx.Response) -> None:
+        self.open += 1
+        async for line in response.aiter_lines():
+            if line.startswith('{"type":"ADDED"'):
+                # Cheap: the name is the object's first field.
+                start = line.index('"name":"') + 8
+                name = line[start : line.index('"', start)]
+                self.arrivals.setdefault(name, []).append(time.monotonic())
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 import httpx
 
 from kupe.schemas.cluster import Cluster, ClusterPhase
-from kupe.sdk.errors import ClusterFailed, Expired, NotFound, WaitError, WaitTimeout
+from kupe.sdk.errors import (
+    ClusterFailed,
+    Expired,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    WaitError,
+    WaitTimeout,
+)
 from kupe.sdk.watch import WatchUnavailable, watch_async, watch_sync
 
 if TYPE_CHECKING:
@@ -101,7 +109,7 @@ def wait_by_watch(
                         check_hope(cluster, phase)
                 if expiry.remaining <= 0:
                     break
-        except (httpx.TransportError, Expired):
+        except (httpx.TransportError, Expired, ServiceUnavailable, RateLimited):
             client._sleep(min(1.0, max(0.0, expiry.remaining)))
         except NotFound:
             if phase is None:
@@ -143,7 +151,7 @@ async def async_wait_by_watch(
                         check_hope(cluster, phase)
                 if expiry.remaining <= 0:
                     break
-        except (httpx.TransportError, Expired):
+        except (httpx.TransportError, Expired, ServiceUnavailable, RateLimited):
             await client._sleep(min(1.0, max(0.0, expiry.remaining)))
         except NotFound:
             if phase is None:

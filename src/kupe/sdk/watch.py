@@ -19,7 +19,7 @@ import httpx
 
 from kupe.schemas.cluster import Cluster
 from kupe.sdk._http import Call, nothing
-from kupe.sdk.errors import error_from_response
+from kupe.sdk.errors import RateLimited, ServiceUnavailable, error_from_response
 
 if TYPE_CHECKING:
     from kupe.sdk.client import AsyncClient, Client
@@ -131,6 +131,9 @@ def watch_sync(
         except httpx.TransportError:
             if last is None or not reconnect:
                 raise
+        except (ServiceUnavailable, RateLimited):
+            if not reconnect:
+                raise  # a busy server: the caller retries (its `last` is current)
         if not reconnect or last is None:
             return
         client._sleep(_pause(failures))
@@ -170,6 +173,9 @@ async def watch_async(
         except httpx.TransportError:
             if last is None or not reconnect:
                 raise
+        except (ServiceUnavailable, RateLimited):
+            if not reconnect:
+                raise  # a busy server: the caller retries (its `last` is current)
         if not reconnect or last is None:
             return
         await client._sleep(_pause(failures))
