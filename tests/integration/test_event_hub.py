@@ -37,7 +37,8 @@ async def eventually(check: object, wait: float = 5.0) -> None:
 async def test_one_read_serves_many_watchers(kupe: Kupe) -> None:
     creds = await kupe.tenant("acme")
     hub = kupe.runtime.events.hub
-    subs = [hub.subscribe(await tenant_id(kupe, "acme"), "cluster") for _ in range(500)]
+    acme = await tenant_id(kupe, "acme")
+    subs = [await hub.subscribe(acme, "cluster") for _ in range(500)]
     reads = hub.reads
     assert (await kupe.create_cluster(creds, "web")).status_code == 201
     await eventually(lambda: all(sub.queue for sub in subs))
@@ -51,7 +52,7 @@ async def test_one_read_serves_many_watchers(kupe: Kupe) -> None:
 async def test_a_watcher_that_falls_behind_is_ended(kupe: Kupe) -> None:
     creds = await kupe.tenant("acme", plan="enterprise")
     hub = kupe.runtime.events.hub
-    slow = hub.subscribe(await tenant_id(kupe, "acme"), "cluster")
+    slow = await hub.subscribe(await tenant_id(kupe, "acme"), "cluster")
     for index in range(5):
         assert (await kupe.create_cluster(creds, f"c{index}")).status_code == 201
     await eventually(lambda: slow.ended)
@@ -68,7 +69,21 @@ async def test_a_watcher_that_falls_behind_is_ended(kupe: Kupe) -> None:
 async def test_closing_ends_every_stream(kupe: Kupe) -> None:
     await kupe.tenant("acme")
     hub = kupe.runtime.events.hub
-    subs = [hub.subscribe("x", "cluster") for _ in range(10)]
+    subs = [await hub.subscribe("x", "cluster") for _ in range(10)]
     hub.end_streams()
     for sub in subs:
         assert await asyncio.wait_for(sub.next(60), 1) is None
+
+
+async def test_a_watcher_after_an_idle_spell_starts_from_now(kupe: Kupe) -> None:
+    creds = await kupe.tenant("acme", plan="enterprise")
+    hub = kupe.runtime.events.hub
+    for index in range(3):
+        assert (await kupe.create_cluster(creds, f"old{index}")).status_code == 201
+    await asyncio.sleep(0.3)  # the reader looks while nobody watches
+    sub = await hub.subscribe(await tenant_id(kupe, "acme"), "cluster")
+    assert (await kupe.create_cluster(creds, "new")).status_code == 201
+    await eventually(lambda: bool(sub.queue))
+    await asyncio.sleep(0.2)
+    assert [event.name for event in sub.queue] == ["new"]
+    hub.unsubscribe(sub)

@@ -116,8 +116,10 @@ class Subscription:
         its queue is empty."""
         if not self.queue and not self.ended:
             self.ready.clear()
+            # asyncio.timeout, not wait_for: no task per wait (one per event per watcher).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.ready.wait()
         return self.queue.popleft() if self.queue else None
 
 
@@ -133,6 +135,9 @@ class EventHub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = False
+        # Events may have committed past `position` while nobody watched.
+        self._stale = False
+        self._joining = asyncio.Lock()
         self.reads = 0  # outbox reads made (for tests and the bench)
 
     @property
@@ -161,16 +166,25 @@ class EventHub:
             await self.db.settled_versions(session)
             return int(await session.scalar(select(func.max(Event.resource_version))) or 0)
 
-    def subscribe(self, tenant_id: str, kind: str, name: str | None = None) -> Subscription:
+    async def subscribe(self, tenant_id: str, kind: str, name: str | None = None) -> Subscription:
         """A watcher of `kind` in the tenant (one object when `name` is given), getting every
         matching event after the current position."""
-        sub = Subscription(tenant_id, kind, name, self.settings.watcher_queue, self.position)
-        if self.closed:
-            sub.end()
-        else:
-            self._subscriptions.setdefault(tenant_id, set()).add(sub)
-            self.poke()
-        return sub
+        async with self._joining:
+            if self._stale and not self._subscriptions:
+                # Nobody watched for a while: rather than read everything since, start afresh
+                # from the settled position (no watcher relies on what came before it).
+                settled = await self.settled_version()
+                if not self._subscriptions:
+                    self.position = self._recent_floor = max(self.position, settled)
+                    self._recent.clear()
+                    self._stale = False
+            sub = Subscription(tenant_id, kind, name, self.settings.watcher_queue, self.position)
+            if self.closed:
+                sub.end()
+            else:
+                self._subscriptions.setdefault(tenant_id, set()).add(sub)
+                self.poke()
+            return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subscriptions.get(sub.tenant_id)
@@ -201,7 +215,8 @@ class EventHub:
                 await asyncio.wait_for(self._wake.wait(), poll)
             self._wake.clear()
             if not self._subscriptions:
-                continue  # nobody to tell; a new watcher catches up from the position
+                self._stale = True  # nobody to tell (see subscribe)
+                continue
             try:
                 while await self._read() >= READ_BATCH:
                     pass
@@ -226,7 +241,12 @@ class EventHub:
         subs = self._subscriptions.get(event.tenant_id)
         if not subs:
             return
-        behind = [sub for sub in subs if sub.wants(event) and not sub.offer(event)]
+        version = event.resource_version
+        behind = [
+            sub
+            for sub in subs
+            if version > sub.live_from and sub.wants(event) and not sub.offer(event)
+        ]
         for sub in behind:
             log.info("events.watcher_behind", tenant=event.tenant_id, kind=sub.kind)
             self.unsubscribe(sub)

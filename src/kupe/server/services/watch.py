@@ -68,7 +68,7 @@ class WatchService:
             async with self.db.read() as session:
                 if since < await EventRepository(session).pruned_through():
                     raise Expired()
-        sub = self.hub.subscribe(tenant_id, CLUSTER, name)
+        sub = await self.hub.subscribe(tenant_id, CLUSTER, name)
         try:
             if since is None:
                 first, skip = await self._listed(sub, name)
