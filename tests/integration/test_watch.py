@@ -224,3 +224,25 @@ async def test_async_sdk_watches_and_waits(kupe: Kupe, http: httpx.AsyncClient) 
         await kupe.runtime.event_retention.prune_expired()
         with pytest.raises(Expired):
             await anext(client.clusters.watch(resource_version="1"))
+
+
+async def test_a_long_replay_is_read_from_the_table_page_by_page(
+    kupe: Kupe, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keep almost nothing in memory and read small pages: the replay comes from the table.
+    monkeypatch.setattr("kupe.server.services.event_hub.RECENT_EVENTS", 2)
+    monkeypatch.setattr("kupe.server.services.watch.CATCH_UP_PAGE", 3)
+    creds = await kupe.tenant("acme", plan="enterprise")
+    async with watching(http, creds) as warm:  # the hub reads (and forgets) as they commit
+        for index in range(8):
+            assert (await kupe.create_cluster(creds, f"c{index}")).status_code == 201
+        await kupe.run_for(3)
+        await warm.until(lambda line: line["object"]["name"] == "c7" and phase(line) != "Pending")
+    async with kupe.runtime.db.read() as session:
+        recorded = await EventRepository(session).after(0, 10_000, kind="cluster")
+    async with watching(http, creds, resourceVersion="0") as watch:
+        last = recorded[-1].resource_version
+        lines = await watch.until(lambda line: int(line["object"]["resourceVersion"]) >= last)
+    assert [int(line["object"]["resourceVersion"]) for line in lines] == [
+        row.resource_version for row in recorded
+    ]

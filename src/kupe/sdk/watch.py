@@ -19,7 +19,7 @@ import httpx
 
 from kupe.schemas.cluster import Cluster
 from kupe.sdk._http import Call, nothing
-from kupe.sdk.errors import RateLimited, ServiceUnavailable, error_from_response
+from kupe.sdk.errors import Expired, RateLimited, ServiceUnavailable, error_from_response
 
 if TYPE_CHECKING:
     from kupe.sdk.client import AsyncClient, Client
@@ -53,6 +53,13 @@ def parse_line(line: str) -> WatchEvent | None:
         return None
     data = json.loads(line)
     kind = data["type"]
+    if kind == "ERROR":
+        # The stream's way of saying 410 once it had begun (its history was pruned meanwhile).
+        raise Expired(
+            str(data["object"].get("error") or "resourceVersion too old"),
+            status=410,
+            code="EXPIRED",
+        )
     if kind == "BOOKMARK":
         return WatchEvent("BOOKMARK", str(data["object"]["resourceVersion"]), None)
     cluster = Cluster.model_validate(data["object"])

@@ -16,9 +16,10 @@ from typing import Annotated
 from fastapi import Query, Request
 from starlette.responses import StreamingResponse
 
+from kupe.core.errors import Expired
 from kupe.server.services.auth import Principal
 from kupe.server.services.event_hub import ndjson_line
-from kupe.server.services.watch import BOOKMARK, WatchItem, parse_version
+from kupe.server.services.watch import BOOKMARK, EXPIRED, WatchItem, parse_version
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -93,9 +94,22 @@ def _bookmark(version: int) -> str:
     return json.dumps({"type": BOOKMARK, "object": {"resourceVersion": str(version)}})
 
 
+_EXPIRED_LINE = (
+    json.dumps(
+        {
+            "type": "ERROR",
+            "object": {"error": Expired.default_message, "code": Expired.code, "field": None},
+        }
+    )
+    + "\n"
+).encode()
+
+
 async def _ndjson(items: AsyncIterator[WatchItem]) -> AsyncIterator[bytes]:
     async for item in items:
-        if item.object is None:
+        if item.type == EXPIRED:
+            yield _EXPIRED_LINE
+        elif item.object is None:
             yield (_bookmark(item.resource_version) + "\n").encode()
         elif item.line is not None:
             yield item.line  # made once per event for all its watchers
@@ -106,6 +120,9 @@ async def _ndjson(items: AsyncIterator[WatchItem]) -> AsyncIterator[bytes]:
 async def _sse(items: AsyncIterator[WatchItem]) -> AsyncIterator[str]:
     listed = False
     async for item in items:
+        if item.type == EXPIRED:
+            yield f"event: ERROR\ndata: {_EXPIRED_LINE.decode().strip()}\n\n"
+            return
         if item.object is None:
             if not listed:
                 # The end of the initial list: where to resume from.

@@ -25,6 +25,7 @@ from kupe.server.services.event_hub import EventHub, StreamEvent, Subscription
 CLUSTER = "cluster"
 CATCH_UP_PAGE = 1000
 BOOKMARK = "BOOKMARK"
+EXPIRED = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class WatchService:
     async def open(
         self, principal: Principal, *, name: str | None, since: int | None
     ) -> AsyncIterator[WatchItem]:
-        """Check the request (404, 410) and subscribe; the stream's items, lazily."""
+        """Check the request (404, 410) and subscribe; the stream's items, lazily (a replay
+        is read a page at a time, as the client takes it)."""
         tenant_id = principal.tenant_id
         if since is not None:
             async with self.db.read() as session:
@@ -73,14 +75,15 @@ class WatchService:
             if since is None:
                 first, skip = await self._listed(sub, name)
                 start = first[-1].resource_version
+                pages = _no_pages()
             else:
-                first, skip, start = [], {"": since}, since
-                page = await self._replay(sub, since)
-                first.extend(page)
+                skip, start = {"": since}, since
+                pages = self._replay(sub, since)
+                first = await anext(pages, [])
         except BaseException:
             self.hub.unsubscribe(sub)
             raise
-        return self._stream(sub, first, skip, start, since)
+        return self._stream(sub, first, pages, skip, start)
 
     async def _listed(
         self, sub: Subscription, name: str | None
@@ -103,46 +106,55 @@ class WatchService:
         skip[""] = settled
         return items, skip
 
-    async def _replay(self, sub: Subscription, after: int) -> list[WatchItem]:
-        """Events in (after, live_from] the subscription wants, oldest first."""
+    async def _replay(self, sub: Subscription, after: int) -> AsyncIterator[list[WatchItem]]:
+        """Pages of the events in (after, live_from] the subscription wants, oldest first."""
         through = sub.live_from
         found = self.hub.recent(sub, after, through)
-        if found is None:
-            found = []
-            cursor = after
+        if found is not None:
+            yield [_item(event) for event in found]
+            return
+        cursor = after
+        while cursor < through:
             async with self.db.read() as session:
                 repo = EventRepository(session)
-                while cursor < through:
-                    rows = await repo.after(
-                        cursor,
-                        CATCH_UP_PAGE,
-                        tenant_id=sub.tenant_id,
-                        kind=sub.kind,
-                        through=through,
-                        name=sub.name,
-                    )
-                    if not rows:
-                        break
-                    found.extend(StreamEvent.of(row) for row in rows)
-                    cursor = rows[-1].resource_version
+                rows = await repo.after(
+                    cursor,
+                    CATCH_UP_PAGE,
+                    tenant_id=sub.tenant_id,
+                    kind=sub.kind,
+                    through=through,
+                    name=sub.name,
+                )
                 # Pruned meanwhile: what was read may have a hole.
                 if after < await repo.pruned_through():
                     raise Expired()
-        return [_item(event) for event in found]
+            if not rows:
+                return
+            cursor = rows[-1].resource_version
+            yield [_item(StreamEvent.of(row)) for row in rows]
 
     async def _stream(
         self,
         sub: Subscription,
         first: list[WatchItem],
+        pages: AsyncIterator[list[WatchItem]],
         skip: dict[str, int],
         start: int,
-        since: int | None,
     ) -> AsyncIterator[WatchItem]:
         last = start
         try:
             for item in first:
                 last = max(last, item.resource_version)
                 yield item
+            try:
+                async for page in pages:
+                    for item in page:
+                        last = item.resource_version
+                        yield item
+            except Expired:
+                # Too late for a 410: say so in the stream, as Kubernetes does, and end it.
+                yield WatchItem(EXPIRED, last)
+                return
             heartbeat = self.settings.heartbeat_seconds
             floor = skip.get("", 0)
             while True:
@@ -163,6 +175,11 @@ class WatchService:
                 yield _item(event)
         finally:
             self.hub.unsubscribe(sub)
+
+
+async def _no_pages() -> AsyncIterator[list[WatchItem]]:
+    return
+    yield []
 
 
 def _item(event: StreamEvent) -> WatchItem:
