@@ -9,6 +9,7 @@ from kupe.cli import (
     apikeys,
     auth,
     billing_admin,
+    cluster_events,
     clusters,
     config,
     invoices,
@@ -32,6 +33,7 @@ local.register(app)
 # Client commands: they reach a server only through the SDK.
 for client_commands in (
     clusters,
+    cluster_events,
     apikeys,
     members,
     secrets,

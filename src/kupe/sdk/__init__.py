@@ -16,6 +16,7 @@ tree in `kupe.sdk.errors`.
 from kupe.schemas.apikey import ApiKey, ApiKeyCreated
 from kupe.schemas.billing import CurrentUsage, Invoice, LineItem
 from kupe.schemas.cluster import Cluster, ClusterUpdate, ConnectionDetails, ResourcesInput
+from kupe.schemas.event import Timeline, TimelineEntry
 from kupe.schemas.plan import Plan
 from kupe.schemas.tenant import MemberView, Tenant, TenantUpdate
 from kupe.sdk._http import RetryPolicy
@@ -28,6 +29,7 @@ from kupe.sdk.errors import (
     ClusterFailed,
     ConfigurationError,
     Conflict,
+    Expired,
     Forbidden,
     KupeError,
     NotFound,
@@ -42,6 +44,7 @@ from kupe.sdk.errors import (
     WaitError,
     WaitTimeout,
 )
+from kupe.sdk.watch import WatchEvent
 
 __all__ = [
     "APIError",
@@ -60,6 +63,7 @@ __all__ = [
     "ConnectionDetails",
     "CurrentUsage",
     "Document",
+    "Expired",
     "Forbidden",
     "Invoice",
     "KupeError",
@@ -78,10 +82,13 @@ __all__ = [
     "ServiceUnavailable",
     "Tenant",
     "TenantUpdate",
+    "Timeline",
+    "TimelineEntry",
     "TransportError",
     "Unauthorized",
     "WaitError",
     "WaitTimeout",
+    "WatchEvent",
     "current_profile",
     "resolve_settings",
 ]

@@ -22,6 +22,7 @@ from kupe.server.billing.engine import Billing, ensure_drafts, seed_rates
 from kupe.server.billing.rates import Month
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
+from kupe.server.db.outbox import Outbox
 from kupe.server.metrics import Metrics
 from kupe.server.openbao import OpenBaoClient
 from kupe.server.providers.base import HighAvailability, Provider, TokenAuthentication
@@ -35,6 +36,9 @@ from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
+from kupe.server.services.event_retention import EventRetention
+from kupe.server.services.event_sources import outbox_with_sources
+from kupe.server.services.events import build_event_services
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError, plan_terms
 from kupe.server.services.ratelimit import RateLimiter
@@ -71,6 +75,7 @@ class Runtime:
         self.db = Database(
             settings.effective_database_url, timeout=settings.database.timeout_seconds
         )
+        self.db.outbox = outbox_with_sources(Outbox(self.clock))
         self.plans = PlanCatalogue.load(settings.plans_file)
         if settings.bootstrap_plan not in self.plans:
             raise PlanCatalogueError(
@@ -152,11 +157,14 @@ class Runtime:
             settings.reconciler.mode == "on" if run_reconciler is None else run_reconciler
         )
         self.head = head_revision()
+        self.event_retention = EventRetention(self.db, self.clock, settings.events)
+        self.events = build_event_services(self.db, settings.events, self.services.clusters.views)
 
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
         await self.start_billing()
+        await self.events.hub.start()
         if self.run_reconciler:
             try:
                 await self.alert_backend.start()
@@ -164,6 +172,7 @@ class Runtime:
                 # Alerting must not keep the API down: the pushes retry, and say why.
                 structlog.get_logger("kupe").warning("alerting.start_failed", error=str(exc))
             self.reconciler.start()
+            self.event_retention.start()
         return result
 
     async def start_billing(self) -> None:
@@ -179,6 +188,8 @@ class Runtime:
             await ensure_drafts(self.db, Month.of(now), now)
 
     async def stop(self) -> None:
+        await self.events.hub.close()
+        await self.event_retention.stop()
         await self.reconciler.stop()
         await self.db.dispose()
         await self.provider.aclose()

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kupe.server.alertmanager.settings import AlertingSection
 from kupe.server.billing.settings import BillingSettings
+from kupe.server.event_settings import EventsSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 
@@ -200,6 +201,7 @@ SECTIONS = (
     "openbao",
     "alerting",
     "billing",
+    "events",
 )
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
@@ -233,6 +235,10 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
     "webhook_allow_private": ("alerting", "webhook_allow_private"),
+    "events_retention_days": ("events", "retention_days"),
+    "events_heartbeat_seconds": ("events", "heartbeat_seconds"),
+    "events_poll_seconds": ("events", "poll_seconds"),
+    "events_watcher_queue": ("events", "watcher_queue"),
 }
 _TOP_LEVEL = (
     "host",
@@ -354,6 +360,7 @@ class Settings(BaseSettings):
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
     alerting: AlertingSection = Field(default_factory=AlertingSection)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

@@ -13,12 +13,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 
 from kupe.server.db import migrate
 from kupe.server.db.hotread import HotReads, hot_reads_for
+from kupe.server.db.outbox import Outbox, note_versions
 from kupe.server.db.sqlite import (
     SQLITE_BUSY_SECONDS,
     WRITE_OPTION,
@@ -26,6 +28,20 @@ from kupe.server.db.sqlite import (
     install_sqlite_hooks,
 )
 from kupe.server.db.wakeup import WakeChannel
+
+# PostgreSQL hands out sequence values in one order and commits in another, so a reader of the
+# outbox could pass version 11 before version 10 commits. Every write transaction holds this
+# advisory lock shared until it ends, taken before anything else it locks (so no transaction
+# ever waits for it while holding a row lock: no deadlock with the reader); the outbox's reader
+# takes it exclusively for one statement, and so sees exactly the versions whose transactions
+# have all ended. (SQLite has one writer: versions commit in order.)
+COMMIT_ORDER_LOCK = 0x6B757065
+_COMMIT_ORDER_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK})")
+_COMMIT_ORDER_EXCLUSIVE = text(f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")
+
+
+def _take_commit_order(_session: Session, _transaction: object, connection: Connection) -> None:
+    connection.execute(_COMMIT_ORDER_SHARED)
 
 
 class Database:
@@ -64,6 +80,8 @@ class Database:
             self._writers = WriterQueue(Path(file) if file else None)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.wakeups = WakeChannel(self.engine, timeout=timeout)
+        # Set by the runtime: write sessions record their changes' events (see outbox.py).
+        self.outbox: Outbox | None = None
         # The driver-level path for the reads behind every poll (see hotread.py).
         self.hot: HotReads | None = hot_reads_for(
             self.url, timeout=timeout, busy_seconds=SQLITE_BUSY_SECONDS
@@ -83,6 +101,11 @@ class Database:
             AsyncSession(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if self.dialect == "postgresql":
+                # The first statement of the transaction (see COMMIT_ORDER_LOCK).
+                event.listen(session.sync_session, "after_begin", _take_commit_order, once=True)
+            if self.outbox is not None:
+                self.outbox.attach(session.sync_session)
             yield session
 
     @asynccontextmanager
@@ -102,13 +125,16 @@ class Database:
                 text("SELECT nextval('resource_version_seq') FROM generate_series(1, :n)"),
                 {"n": count},
             )
-            return sorted(int(value) for value in rows)
-        last = await session.scalar(
-            text("UPDATE resource_version_counter SET value = value + :n RETURNING value"),
-            {"n": count},
-        )
-        assert last is not None
-        return list(range(int(last) - count + 1, int(last) + 1))
+            values = sorted(int(value) for value in rows)
+        else:
+            last = await session.scalar(
+                text("UPDATE resource_version_counter SET value = value + :n RETURNING value"),
+                {"n": count},
+            )
+            assert last is not None
+            values = list(range(int(last) - count + 1, int(last) + 1))
+        note_versions(session.sync_session, values)
+        return values
 
     async def next_resource_version(self, session: AsyncSession) -> int:
         """Take the next value of the installation-wide resourceVersion counter."""
@@ -119,7 +145,15 @@ class Database:
                 text("UPDATE resource_version_counter SET value = value + 1 RETURNING value")
             )
         assert value is not None
+        note_versions(session.sync_session, (int(value),))
         return int(value)
+
+    async def settled_versions(self, session: AsyncSession) -> None:
+        """Wait, inside `session`'s transaction, until every transaction that took a
+        resourceVersion so far has ended: the statements after it see no version commit out
+        of order. (Only PostgreSQL needs it.)"""
+        if self.dialect == "postgresql":
+            await session.execute(_COMMIT_ORDER_EXCLUSIVE)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply migrations; on PostgreSQL under an advisory lock so replicas do not race."""
