@@ -118,19 +118,16 @@ async def _ndjson(items: AsyncIterator[WatchItem]) -> AsyncIterator[bytes]:
 
 
 async def _sse(items: AsyncIterator[WatchItem]) -> AsyncIterator[str]:
-    listed = False
     async for item in items:
         if item.type == EXPIRED:
             yield f"event: ERROR\ndata: {_EXPIRED_LINE.decode().strip()}\n\n"
             return
         if item.object is None:
-            if not listed:
+            if item.listed:
                 # The end of the initial list: where to resume from.
-                listed = True
                 data = _bookmark(item.resource_version)
                 yield f"id: {item.resource_version}\nevent: BOOKMARK\ndata: {data}\n\n"
             else:
                 yield ": heartbeat\n\n"
             continue
-        listed = True
         yield f"id: {item.resource_version}\nevent: {item.type}\ndata: {item.object}\n\n"

@@ -1,8 +1,8 @@
 """Watching clusters (API §11): the current state as ADDED events, or every event after a
 resourceVersion, then changes as they commit; with heartbeats, and ending cleanly.
 
-A watch without a resourceVersion lists after reading the settled position `S` (see
-EventHub.settled_version): the list shows every change up to `S`, so the stream then skips
+A watch without a resourceVersion lists after taking the hub's settled position `S` (see
+EventHub): the list shows every change up to `S`, so the stream then skips
 events up to `S`, and those of a listed cluster up to the version the list showed. A watch
 from `N` replays (N, P] (memory, else the outbox) where P is the hub's position when it
 subscribed, then gets what the hub reads after P: no gap, no duplicate.
@@ -37,6 +37,7 @@ class WatchItem:
     resource_version: int
     object: str | None = None
     line: bytes | None = None  # the NDJSON line, when made already
+    listed: bool = False  # the BOOKMARK that ends the initial list
 
 
 def parse_version(value: str | None) -> int | None:
@@ -88,7 +89,9 @@ class WatchService:
     async def _listed(
         self, sub: Subscription, name: str | None
     ) -> tuple[list[WatchItem], dict[str, int]]:
-        settled = max(await self.hub.settled_version(), sub.live_from)
+        # Every event up to the hub's position committed before the list is read below, so
+        # the list shows it (no extra lock per watch: the hub's reads are settled already).
+        settled = max(self.hub.position, sub.live_from)
         async with self.db.read() as session:
             repo = ClusterRepository(session, sub.tenant_id)
             if name is None:
@@ -99,7 +102,7 @@ class WatchService:
                     raise NotFound(f"Cluster {name!r} not found")
                 rows = [row]
         items = [WatchItem("ADDED", row.resource_version, self.views.render(row)) for row in rows]
-        items.append(WatchItem(BOOKMARK, settled))
+        items.append(WatchItem(BOOKMARK, settled, listed=True))
         # Skip what the list already showed: everything up to `settled`, and each listed
         # cluster up to its listed version.
         skip = {row.id: row.resource_version for row in rows}
