@@ -24,7 +24,16 @@ from kupe.server.db.models import Base
 from tests.support.postgres import PostgresHandle
 
 KUPE = [sys.executable, "-c", "from kupe.cli.main import main; main()"]
-TABLES = {"tenants", "members", "api_keys", "clusters", "idempotency_records"}
+TABLES = {
+    "tenants",
+    "members",
+    "api_keys",
+    "clusters",
+    "idempotency_records",
+    "audit_entries",
+    "webhooks",
+    "webhook_deliveries",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

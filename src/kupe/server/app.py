@@ -13,6 +13,7 @@ from kupe import __version__
 from kupe.core.clock import Clock
 from kupe.server.api import (
     apikeys,
+    audit,
     clusters,
     members,
     plans,
@@ -22,6 +23,7 @@ from kupe.server.api import (
     tokenreview,
     versions,
 )
+from kupe.server.api.audit_middleware import AuditMiddleware
 from kupe.server.api.deps import BEARER_SCHEME
 from kupe.server.api.docs import install_docs
 from kupe.server.api.errors import install_error_handlers
@@ -87,10 +89,13 @@ def create_app(
     app.include_router(members.router)
     app.include_router(secrets.router)
     app.include_router(tokenreview.router)
+    app.include_router(audit.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics)
+    # Outermost: it sees every refusal of the layers inside, with the request id they gave.
+    app.add_middleware(AuditMiddleware, runtime=runtime)
     app.openapi = _kupe_openapi(app)  # type: ignore[method-assign]
     return app
 

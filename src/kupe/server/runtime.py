@@ -94,6 +94,8 @@ class Runtime:
             if oidc.issuer
             else None,
             secrets_enabled=self.vault is not None,
+            audit_retention_days=settings.audit.retention_days,
+            audit_prune_batch=settings.audit.prune_batch,
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(

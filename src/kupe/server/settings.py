@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
+from kupe.server.webhooks.settings import WebhookSettings
 
 ENV_PREFIX = "KUPE_"
 
@@ -189,7 +190,16 @@ class OpenBaoSection(Section):
         )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao")
+class AuditSettings(Section):
+    retention_days: float = Field(
+        30.0, gt=0, description="Audit entries older than this are pruned (in batches)."
+    )
+    prune_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most audit entries one pruning statement deletes."
+    )
+
+
+SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "audit", "webhooks")
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -221,6 +231,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
+    "webhook_allow_private": ("webhooks", "allow_private"),
 }
 _TOP_LEVEL = (
     "host",
@@ -340,6 +351,8 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

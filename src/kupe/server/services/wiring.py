@@ -8,6 +8,7 @@ from kupe.core.clock import Clock
 from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.services.apikey import ApiKeyService
+from kupe.server.services.audit import AuditService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.cluster import ClusterService
 from kupe.server.services.cluster_rules import ClusterFeatures
@@ -36,6 +37,7 @@ class Services:
     credentials: CredentialService
     secrets: SecretService
     console_sessions: ConsoleSessionService
+    audit: AuditService
 
 
 def build_services(
@@ -47,6 +49,8 @@ def build_services(
     features: ClusterFeatures | None = None,
     oidc: OidcVerifier | None = None,
     secrets_enabled: bool = False,
+    audit_retention_days: float = 30.0,
+    audit_prune_batch: int = 1000,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
@@ -65,4 +69,5 @@ def build_services(
         credentials=CredentialService(clusters, clock, supported=features.kupe_tokens),
         secrets=secrets,
         console_sessions=console_sessions,
+        audit=AuditService(db, clock, retention_days=audit_retention_days, batch=audit_prune_batch),
     )
