@@ -15,6 +15,7 @@ from kupe.core.errors import AlreadyExists
 from kupe.core.versions import VersionCatalogue
 from kupe.server.db.engine import Database
 from kupe.server.db.migrate import head_revision
+from kupe.server.db.outbox import Outbox
 from kupe.server.metrics import Metrics
 from kupe.server.openbao import OpenBaoClient
 from kupe.server.providers.base import HighAvailability, Provider, TokenAuthentication
@@ -26,6 +27,8 @@ from kupe.server.reconciler.kinds.tenant import TenantKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
+from kupe.server.services.event_retention import EventRetention
+from kupe.server.services.event_sources import outbox_with_sources
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -60,6 +63,7 @@ class Runtime:
         self.db = Database(
             settings.effective_database_url, timeout=settings.database.timeout_seconds
         )
+        self.db.outbox = outbox_with_sources(Outbox(self.clock))
         self.plans = PlanCatalogue.load(settings.plans_file)
         if settings.bootstrap_plan not in self.plans:
             raise PlanCatalogueError(
@@ -126,15 +130,18 @@ class Runtime:
             settings.reconciler.mode == "on" if run_reconciler is None else run_reconciler
         )
         self.head = head_revision()
+        self.event_retention = EventRetention(self.db, self.clock, settings.events)
 
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
         if self.run_reconciler:
             self.reconciler.start()
+            self.event_retention.start()
         return result
 
     async def stop(self) -> None:
+        await self.event_retention.stop()
         await self.reconciler.stop()
         await self.db.dispose()
         await self.provider.aclose()

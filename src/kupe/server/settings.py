@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.event_settings import EventsSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
 from kupe.server.webhooks.settings import WebhookSettings
@@ -199,7 +200,17 @@ class AuditSettings(Section):
     )
 
 
-SECTIONS = ("database", "reconciler", "rate_limits", "oidc", "http", "openbao", "audit", "webhooks")
+SECTIONS = (
+    "database",
+    "reconciler",
+    "rate_limits",
+    "oidc",
+    "http",
+    "openbao",
+    "events",
+    "audit",
+    "webhooks",
+)
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
     "database_url": ("database", "url"),
@@ -232,6 +243,10 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
     "webhook_allow_private": ("webhooks", "allow_private"),
+    "events_retention_days": ("events", "retention_days"),
+    "events_heartbeat_seconds": ("events", "heartbeat_seconds"),
+    "events_poll_seconds": ("events", "poll_seconds"),
+    "events_watcher_queue": ("events", "watcher_queue"),
 }
 _TOP_LEVEL = (
     "host",
@@ -351,6 +366,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     openbao: OpenBaoSection = Field(default_factory=OpenBaoSection)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     providers: dict[str, dict[str, Any]] = Field(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from kupe.server.db import migrate
 from kupe.server.db.hotread import HotReads, hot_reads_for
+from kupe.server.db.outbox import Outbox, note_versions
 from kupe.server.db.sqlite import (
     SQLITE_BUSY_SECONDS,
     WRITE_OPTION,
@@ -26,6 +27,18 @@ from kupe.server.db.sqlite import (
     install_sqlite_hooks,
 )
 from kupe.server.db.wakeup import WakeChannel
+
+# PostgreSQL hands out sequence values in one order and commits in another, so a reader of the
+# outbox could pass version 11 before version 10 commits. Every transaction taking versions
+# holds this advisory lock shared until it ends; the outbox's reader takes it exclusively for
+# one statement, and so sees exactly the versions whose transactions have all ended. (SQLite
+# has one writer: versions commit in order.)
+COMMIT_ORDER_LOCK = 0x6B757065
+_COMMIT_ORDER_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK})")
+_COMMIT_ORDER_EXCLUSIVE = text(f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")
+_NEXT_VERSION_PG = text(
+    f"SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK}), nextval('resource_version_seq')"
+)
 
 
 class Database:
@@ -64,6 +77,8 @@ class Database:
             self._writers = WriterQueue(Path(file) if file else None)
         self._write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.wakeups = WakeChannel(self.engine, timeout=timeout)
+        # Set by the runtime: write sessions record their changes' events (see outbox.py).
+        self.outbox: Outbox | None = None
         # The driver-level path for the reads behind every poll (see hotread.py).
         self.hot: HotReads | None = hot_reads_for(
             self.url, timeout=timeout, busy_seconds=SQLITE_BUSY_SECONDS
@@ -83,6 +98,8 @@ class Database:
             AsyncSession(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if self.outbox is not None:
+                self.outbox.attach(session.sync_session)
             yield session
 
     @asynccontextmanager
@@ -98,28 +115,40 @@ class Database:
         if count <= 0:
             return []
         if self.dialect == "postgresql":
+            await session.execute(_COMMIT_ORDER_SHARED)
             rows = await session.scalars(
                 text("SELECT nextval('resource_version_seq') FROM generate_series(1, :n)"),
                 {"n": count},
             )
-            return sorted(int(value) for value in rows)
-        last = await session.scalar(
-            text("UPDATE resource_version_counter SET value = value + :n RETURNING value"),
-            {"n": count},
-        )
-        assert last is not None
-        return list(range(int(last) - count + 1, int(last) + 1))
+            values = sorted(int(value) for value in rows)
+        else:
+            last = await session.scalar(
+                text("UPDATE resource_version_counter SET value = value + :n RETURNING value"),
+                {"n": count},
+            )
+            assert last is not None
+            values = list(range(int(last) - count + 1, int(last) + 1))
+        note_versions(session.sync_session, values)
+        return values
 
     async def next_resource_version(self, session: AsyncSession) -> int:
         """Take the next value of the installation-wide resourceVersion counter."""
         if self.dialect == "postgresql":
-            value = await session.scalar(text("SELECT nextval('resource_version_seq')"))
+            value = (await session.execute(_NEXT_VERSION_PG)).one()[1]
         else:
             value = await session.scalar(
                 text("UPDATE resource_version_counter SET value = value + 1 RETURNING value")
             )
         assert value is not None
+        note_versions(session.sync_session, (int(value),))
         return int(value)
+
+    async def settled_versions(self, session: AsyncSession) -> None:
+        """Wait, inside `session`'s transaction, until every transaction that took a
+        resourceVersion so far has ended: the statements after it see no version commit out
+        of order. (Only PostgreSQL needs it.)"""
+        if self.dialect == "postgresql":
+            await session.execute(_COMMIT_ORDER_EXCLUSIVE)
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply migrations; on PostgreSQL under an advisory lock so replicas do not race."""

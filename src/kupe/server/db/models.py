@@ -57,7 +57,7 @@ class Tenant(Base):
     enforce_metrics_limit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     enforce_log_limit: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     phase: Mapped[str] = mapped_column(String(20), nullable=False, default="Active")
-    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     # Set when deletion completed: the row stays, with its clusters' rows, for metering and
     # the final invoice; the name is free again and the tenant is gone from the API.
@@ -112,7 +112,7 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resource_version: Mapped[int] = mapped_column(
-        BigInteger, nullable=False, server_default=text("0")
+        BigInteger, nullable=False, server_default=text("0"), index=True
     )
 
 
@@ -145,7 +145,7 @@ class Cluster(LeaseMixin, Base):
     )
     ha_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
-    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when teardown completed; the row stays for metering history but is gone from the API.
@@ -235,7 +235,7 @@ class ManagedSecret(LeaseMixin, Base):
     sync: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
     observed_generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
-    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     deletion_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -284,6 +284,40 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """The outbox: one row per change of a tenant-visible object, written in the change's own
+    transaction and keyed by the resourceVersion the change produced (a member shares its
+    tenant's). `object` is the object's public JSON as the API shows it, never a credential."""
+
+    __tablename__ = "events"
+    resource_version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(340), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str] = mapped_column(String(340), nullable=False)
+    type: Mapped[str] = mapped_column(String(10), nullable=False)
+    object: Mapped[str] = mapped_column(Text, nullable=False)
+    actor: Mapped[str] = mapped_column(String(340), nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    message: Mapped[str | None] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+    __table_args__ = (
+        # An object's history (its previous event, a cluster's timeline).
+        Index("ix_events_object", "kind", "object_id", "resource_version"),
+    )
+
+
+class EventHorizon(Base):
+    """How far the outbox was pruned (its one row, id `outbox`): a watch from an older
+    resourceVersion is EXPIRED."""
+
+    __tablename__ = "event_horizon"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pruned_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 # An integer key that SQLite makes its rowid (monotonic) and PostgreSQL a bigint identity.

@@ -56,6 +56,9 @@ class ApiKeyService:
                 "API key id must look like ak-<8 lowercase letters or digits>", field="id"
             )
         if not await ApiKeyRepository(session).revoke(
-            principal.tenant_id, key_id, self.clock.now()
+            principal.tenant_id,
+            key_id,
+            self.clock.now(),
+            resource_version=await self.tenants.db.next_resource_version(session),
         ):
             raise NotFound(f"API key {key_id!r} not found")

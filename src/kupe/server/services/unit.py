@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kupe.server.db.outbox import set_actor
 from kupe.server.services.auth import Principal
 
 
@@ -36,4 +37,5 @@ class UnitOfWork:
         """The unit's write session; the transaction begins on the first call."""
         if self._session is None:
             self._session = await self._stack.enter_async_context(self._begin())
+            set_actor(self._session.sync_session, self.principal.actor)
         return self._session

@@ -34,12 +34,14 @@ class ApiKeyRepository(Repository):
         stmt = self._active(tenant_id).where(ApiKey.id == key_id)
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def revoke(self, tenant_id: str, key_id: str, now: datetime) -> bool:
+    async def revoke(
+        self, tenant_id: str, key_id: str, now: datetime, *, resource_version: int
+    ) -> bool:
         """Revoke an active key of the tenant; False when there is none."""
         result = await self.session.execute(
             update(ApiKey)
             .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=now)
+            .values(revoked_at=now, resource_version=resource_version)
             .execution_options(synchronize_session=False)
         )
         return rowcount(result) > 0

@@ -5,12 +5,20 @@ from __future__ import annotations
 from sqlalchemy import Select, delete, func, select, update
 
 from kupe.server.db.models import Member
+from kupe.server.db.outbox import note
 from kupe.server.db.repositories.base import TenantScoped
 
 
 class MemberRepository(TenantScoped):
+    """Members have no resourceVersion of their own (they move their tenant's), so every write
+    here notes the member for the outbox."""
+
+    def _changed(self, email: str) -> None:
+        note(self.session.sync_session, "member", (self.tenant_id, email))
+
     def add(self, member: Member) -> None:
         self.session.add(member)
+        self._changed(member.email)
 
     def _base(self) -> Select[Member]:
         return select(Member).where(Member.tenant_id == self.tenant_id)
@@ -43,6 +51,7 @@ class MemberRepository(TenantScoped):
             .values(role=role)
             .execution_options(synchronize_session=False)
         )
+        self._changed(email)
 
     async def delete(self, email: str) -> None:
         await self.session.execute(
@@ -50,3 +59,4 @@ class MemberRepository(TenantScoped):
             .where(Member.tenant_id == self.tenant_id, Member.email == email)
             .execution_options(synchronize_session=False)
         )
+        self._changed(email)

@@ -1,7 +1,7 @@
 """audit log and signed webhooks: audit entries, webhooks and their delivery attempts
 
 Revision ID: 0009
-Revises: 0007 (0008 once the events outbox is merged)
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from kupe.server.db.types import UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
