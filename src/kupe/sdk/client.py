@@ -21,6 +21,7 @@ from kupe.sdk.members import AsyncMembers, Members
 from kupe.sdk.plans import AsyncPlans, Plans
 from kupe.sdk.secrets import AsyncSecrets, Secrets
 from kupe.sdk.tenant import AsyncTenantResource, TenantResource
+from kupe.sdk.webhooks import AsyncWebhooks, Webhooks
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -74,6 +75,7 @@ class Client:
         self.apikeys = ApiKeys(self)
         self.members = Members(self)
         self.secrets = Secrets(self)
+        self.webhooks = Webhooks(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
 
@@ -179,6 +181,7 @@ class AsyncClient:
         self.apikeys = AsyncApiKeys(self)
         self.members = AsyncMembers(self)
         self.secrets = AsyncSecrets(self)
+        self.webhooks = AsyncWebhooks(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
 

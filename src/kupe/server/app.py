@@ -22,6 +22,7 @@ from kupe.server.api import (
     tenants,
     tokenreview,
     versions,
+    webhooks,
 )
 from kupe.server.api.audit_middleware import AuditMiddleware
 from kupe.server.api.deps import BEARER_SCHEME
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(secrets.router)
     app.include_router(tokenreview.router)
     app.include_router(audit.router)
+    app.include_router(webhooks.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)

@@ -24,6 +24,7 @@ from kupe.server.reconciler.kind import AnyKind
 from kupe.server.reconciler.kinds.cluster import ClusterKind
 from kupe.server.reconciler.kinds.secret import SecretKind
 from kupe.server.reconciler.kinds.tenant import TenantKind
+from kupe.server.reconciler.kinds.webhook import WebhookKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
@@ -32,8 +33,11 @@ from kupe.server.services.event_sources import outbox_with_sources
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
+from kupe.server.services.retention import Retention
+from kupe.server.services.webhook import WebhookOptions
 from kupe.server.services.wiring import Services, build_services
 from kupe.server.settings import Settings
+from kupe.server.webhooks.sealing import SecretSealer, load_sealing_key
 
 BOOTSTRAP_TENANT = "default"
 BOOTSTRAP_EMAIL = "admin@kupe.internal"
@@ -83,6 +87,8 @@ class Runtime:
         bao = settings.openbao.client_settings()
         self.vault = OpenBaoClient(bao) if bao is not None else None
         oidc = settings.oidc
+        hooks = settings.webhooks
+        sealer = SecretSealer(load_sealing_key(hooks.sealing_secret(), settings.data_dir))
         self.services: Services = build_services(
             self.db,
             self.plans,
@@ -100,6 +106,11 @@ class Runtime:
             secrets_enabled=self.vault is not None,
             audit_retention_days=settings.audit.retention_days,
             audit_prune_batch=settings.audit.prune_batch,
+            webhooks=WebhookOptions(
+                sealer,
+                allow_private=hooks.allow_private,
+                max_per_tenant=hooks.max_per_tenant,
+            ),
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(
@@ -111,6 +122,7 @@ class Runtime:
             clock=self.clock,
         )
         policy = RetryPolicy(settings.reconciler)
+        self.webhook_kind = WebhookKind(self.db, sealer, self.clock, hooks)
         self.kinds: list[AnyKind] = [
             ClusterKind(self.provider, self.clock, policy, self.metrics),
             TenantKind(self.db, self.clock, policy),
@@ -122,6 +134,7 @@ class Runtime:
                 policy,
                 settings.openbao.resync_seconds,
             ),
+            self.webhook_kind,
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler
@@ -131,6 +144,14 @@ class Runtime:
         )
         self.head = head_revision()
         self.event_retention = EventRetention(self.db, self.clock, settings.events)
+        self.retention = Retention(
+            self.db,
+            self.clock,
+            self.services.audit,
+            delivery_days=hooks.delivery_retention_days,
+            batch=settings.audit.prune_batch,
+            interval_seconds=settings.events.prune_interval_seconds,
+        )
 
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
@@ -138,11 +159,14 @@ class Runtime:
         if self.run_reconciler:
             self.reconciler.start()
             self.event_retention.start()
+            self.retention.start()
         return result
 
     async def stop(self) -> None:
         await self.event_retention.stop()
+        await self.retention.stop()
         await self.reconciler.stop()
+        await self.webhook_kind.aclose()
         await self.db.dispose()
         await self.provider.aclose()
         if self.vault is not None:

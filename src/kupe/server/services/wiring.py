@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from secrets import token_urlsafe
 
 from kupe.core.clock import Clock
 from kupe.core.versions import VersionCatalogue
@@ -20,6 +21,8 @@ from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.secret import SecretService
 from kupe.server.services.tenant import TenantService
 from kupe.server.services.tenant_lifecycle import TenantLifecycle
+from kupe.server.services.webhook import WebhookOptions, WebhookService
+from kupe.server.webhooks.sealing import SecretSealer
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Services:
     secrets: SecretService
     console_sessions: ConsoleSessionService
     audit: AuditService
+    webhooks: WebhookService
 
 
 def build_services(
@@ -51,6 +55,7 @@ def build_services(
     secrets_enabled: bool = False,
     audit_retention_days: float = 30.0,
     audit_prune_batch: int = 1000,
+    webhooks: WebhookOptions | None = None,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock)
@@ -70,4 +75,8 @@ def build_services(
         secrets=secrets,
         console_sessions=console_sessions,
         audit=AuditService(db, clock, retention_days=audit_retention_days, batch=audit_prune_batch),
+        # Without options (operator tools), a throwaway key: such callers seal nothing.
+        webhooks=WebhookService(
+            db, clock, webhooks or WebhookOptions(SecretSealer(token_urlsafe(32)))
+        ),
     )
