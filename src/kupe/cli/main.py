@@ -15,6 +15,7 @@ from kupe.cli import (
     secrets,
     server,
     tenant,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -26,7 +27,17 @@ app = typer.Typer(
 server.register(app)
 local.register(app)
 # Client commands: they reach a server only through the SDK.
-for client_commands in (clusters, apikeys, members, secrets, tenant, plans, config, auth):
+for client_commands in (
+    clusters,
+    apikeys,
+    members,
+    secrets,
+    webhooks,
+    tenant,
+    plans,
+    config,
+    auth,
+):
     client_commands.register(app)
 
 
