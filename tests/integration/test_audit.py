@@ -16,6 +16,7 @@ import pytest
 from tests.integration.test_isolation import CASES, ROUTES, _headers, _world
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 from tests.support.logs import captured_logs
+from tests.support.oidc import AUDIENCE, serve_issuer
 
 
 def key_id(raw: str) -> str:
@@ -172,3 +173,46 @@ async def test_refusals_before_authorization_filters_pages_and_retention(kupe: K
     kupe.clock.advance(timedelta(days=30).total_seconds() - 1800)
     assert await kupe.runtime.services.audit.prune() == 2
     assert [e["method"] for e in await audit(kupe, acme)] == ["POST", "PATCH"]
+
+
+async def test_a_members_requests_are_recorded_under_its_email(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serve_issuer() as issuer:
+        settings = test_settings(
+            tmp_path,
+            database_url,
+            oidc_issuer=issuer.url,
+            oidc_audience=AUDIENCE,
+            oidc_jwks_url=issuer.jwks_url,
+        )
+        async with running_kupe(settings) as kupe:
+            acme = await kupe.tenant("acme")
+            for email, role in (
+                ("ops@acme.example.com", "admin"),
+                ("ro@acme.example.com", "readonly"),
+            ):
+                added = await kupe.client.post(
+                    acme.url("/members"), json={"email": email, "role": role}, headers=acme.headers
+                )
+                assert added.status_code == 201
+            now = kupe.clock.now()
+            for email in ("ops@acme.example.com", "ro@acme.example.com", "eve@else.example.com"):
+                token = issuer.token(email, now=now)
+                await kupe.create_cluster(TenantCreds("acme", token), f"by-{email.split('@')[0]}")
+            entries = await audit(kupe, acme)
+    assert [(e["actor"], e["status"]) for e in entries[:2]] == [
+        ("ro@acme.example.com", 403),
+        ("ops@acme.example.com", 201),
+    ]
+    assert all(e["actor"] != "eve@else.example.com" for e in entries)
+
+
+async def test_filters_that_no_entry_could_match_are_refused(kupe: Kupe) -> None:
+    acme = await kupe.tenant("acme")
+    for params in ({"target": "a\x00"}, {"actor": "\x1b[31m"}):
+        refused = await kupe.client.get(acme.url("/audit"), params=params, headers=acme.headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["field"] == next(iter(params))
+    unknown = await kupe.client.get(acme.url("/webhooks/wh-%00"), headers=acme.headers)
+    assert unknown.status_code == 404

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from kupe.core.clock import FakeClock
+from kupe.sdk import AsyncClient
+from kupe.sdk import BadRequest as SDKBadRequest
+from kupe.sdk import NotFound as SDKNotFound
 from kupe.sdk.webhooks import SignatureError, verify
 from kupe.server.db.models import Event
 from kupe.server.webhooks.events import webhook_type
@@ -397,3 +402,44 @@ async def test_webhook_admin_routes(kupe: Kupe, receiver: Receiver) -> None:
     )
     assert over.status_code == 403
     assert over.json()["code"] == "PLAN_LIMIT_EXCEEDED"
+
+
+async def test_the_sdk_manages_hooks_and_reads_the_audit(kupe: Kupe, receiver: Receiver) -> None:
+    acme = await kupe.tenant("acme")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=kupe.app))
+    async with (
+        http,
+        AsyncClient("http://kupe.test", api_key=acme.key, tenant="acme", http_client=http) as sdk,
+    ):
+        created = await sdk.webhooks.create(receiver.url, events=["cluster.created"])
+        assert created.secret.startswith("whsec_")
+        assert [h.id for h in await sdk.webhooks.list()] == [created.id]
+        assert (await sdk.webhooks.get(created.id)).events == ["cluster.created"]
+        assert (await kupe.create_cluster(acme, "web")).status_code == 201
+        await kupe.step()
+        [attempt] = await sdk.webhooks.deliveries(created.id)
+        assert attempt.delivered
+        assert attempt.event_type == "cluster.created"
+        event = verify(
+            created.secret,
+            receiver.received[0].headers,
+            receiver.received[0].body,
+            now=kupe.clock.now().timestamp(),
+        )
+        assert event["id"] == attempt.event_id
+        off = await sdk.webhooks.update(created.id, enabled=False)
+        assert off.status.disabled
+        assert off.status.reason == "Disabled by an admin"
+        with pytest.raises(SDKBadRequest):
+            await sdk.webhooks.update(created.id, events=["bogus"])
+        await sdk.webhooks.delete(created.id)
+        with pytest.raises(SDKNotFound):
+            await sdk.webhooks.get(created.id)
+        entries = await sdk.audit.list(target=f"webhooks/{created.id}")
+        assert [(e.method, e.status) for e in entries] == [
+            ("DELETE", 204),
+            ("PATCH", 400),
+            ("PATCH", 200),
+            ("POST", 201),
+        ]
+        assert await sdk.audit.list(since=kupe.clock.now() + timedelta(seconds=1)) == []

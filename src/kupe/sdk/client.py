@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from kupe.sdk._http import Call, Core, PageCall, RetryPolicy
 from kupe.sdk.apikeys import ApiKeys, AsyncApiKeys
+from kupe.sdk.audit import AsyncAudit, Audit
 from kupe.sdk.clusters import AsyncClusters, Clusters
 from kupe.sdk.config import ClientSettings, resolve_settings
 from kupe.sdk.errors import PreconditionFailed, TransportError
@@ -76,6 +77,7 @@ class Client:
         self.members = Members(self)
         self.secrets = Secrets(self)
         self.webhooks = Webhooks(self)
+        self.audit = Audit(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
 
@@ -182,6 +184,7 @@ class AsyncClient:
         self.members = AsyncMembers(self)
         self.secrets = AsyncSecrets(self)
         self.webhooks = AsyncWebhooks(self)
+        self.audit = AsyncAudit(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
 

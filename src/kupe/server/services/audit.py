@@ -10,6 +10,7 @@ its own as the response starts (`AuditService.complete`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from kupe.server.db.repositories.audit import AuditFilter, AuditLog, AuditReposi
 from kupe.server.services.auth import Principal
 
 TENANT_ROUTE = "/api/v1/tenants/{tenant}"
+# No stored actor or target holds these (and PostgreSQL cannot compare text with NUL).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -160,6 +163,9 @@ class AuditService:
     ) -> tuple[list[AuditEntry], str | None]:
         """The tenant's entries newest first (admins only)."""
         principal.require_admin_role()
+        for name, value in (("actor", which.actor), ("target", which.target)):
+            if value is not None and _UNSTORABLE.search(value):
+                raise ValidationFailed(f"{name} must be printable text", field=name)
         which = AuditFilter(
             actor=which.actor,
             target=which.target,

@@ -5,6 +5,7 @@ at rest) and the attempts the reconciler made. Only desired state is recorded he
 from __future__ import annotations
 
 import builtins
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from kupe.server.webhooks.sealing import SecretSealer
 from kupe.server.webhooks.ssrf import UnsafeUrl, safe_address
 
 CAS_ATTEMPTS = 5
+WEBHOOK_ID = re.compile(r"\Awh-[a-z0-9]{12}\Z")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -114,9 +116,13 @@ class WebhookService:
 
     async def get(self, session: AsyncSession, principal: Principal, webhook_id: str) -> WebhookRow:
         principal.require_admin_role()
-        row = await WebhookRepository(session, principal.tenant_id).get(webhook_id)
+        row = (
+            await WebhookRepository(session, principal.tenant_id).get(webhook_id)
+            if WEBHOOK_ID.match(webhook_id)
+            else None
+        )
         if row is None:
-            raise NotFound(f"Webhook {webhook_id[:40]!r} not found")
+            raise NotFound("Webhook not found")
         return row
 
     async def create(self, unit: UnitOfWork, body: WebhookCreate) -> WebhookCreated:
