@@ -443,3 +443,23 @@ async def test_the_sdk_manages_hooks_and_reads_the_audit(kupe: Kupe, receiver: R
             ("POST", 201),
         ]
         assert await sdk.audit.list(since=kupe.clock.now() + timedelta(seconds=1)) == []
+
+
+async def test_timeouts_and_redirects_are_failures(receiver: Receiver) -> None:
+    from kupe.server.webhooks.delivery import Deliverer
+
+    deliverer = Deliverer(timeout=0.5, allow_private=True)
+    try:
+        receiver.script = [302, 204]
+        moved = await deliverer.send(receiver.url, "s" * 20, "ev-1", b"{}", 0)
+        assert (moved.delivered, moved.status_code) == (False, 302)
+        done = await deliverer.send(receiver.url, "s" * 20, "ev-1", b"{}", 0)
+        assert (done.delivered, done.status_code) == (True, 204)
+        receiver.delay = 1.5
+        slow = await deliverer.send(receiver.url, "s" * 20, "ev-2", b"{}", 0)
+        assert not slow.delivered
+        assert slow.error == "timed out after 0.5 s"
+        assert slow.status_code is None
+    finally:
+        await deliverer.aclose()
+    assert [r.path for r in receiver.received] == ["/hooks/kupe"] * 3  # never followed

@@ -4,6 +4,7 @@ and answers each with the next status of a script (200 when the script runs out)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class Receiver:
         self.received: list[Received] = []
         self.script: list[int] = []
         self.always: int | None = None
+        self.delay = 0.0  # seconds to wait before answering
         self._lock = threading.Lock()
 
     def answer(self) -> int:
@@ -48,7 +50,11 @@ def webhook_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(length)
             status = receiver.answer()
             receiver.record(Received(self.path, dict(self.headers.items()), body, status))
+            if receiver.delay:
+                time.sleep(receiver.delay)
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "http://127.0.0.1:1/elsewhere")
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -42,6 +42,9 @@ class Deliverer:
                 timeout=self.timeout,
                 follow_redirects=False,
                 trust_env=False,  # a proxy from the environment would undo the address check
+                # No pooled connection is reused: one made for another name on the same
+                # address must not carry this hook's delivery.
+                limits=httpx.Limits(max_keepalive_connections=0),
                 headers={"User-Agent": f"Kupe-Webhooks/{__version__}"},
             )
         return self._client
@@ -67,15 +70,16 @@ class Deliverer:
         }
         extensions = {"sni_hostname": urlsplit(url).hostname or ""}
         try:
-            response = await self._http().post(
-                target, content=body, headers=headers, extensions=extensions
-            )
+            # Streamed, and the body never read: a receiver cannot make Kupe buffer anything.
+            async with self._http().stream(
+                "POST", target, content=body, headers=headers, extensions=extensions
+            ) as response:
+                status = response.status_code
         except httpx.TimeoutException:
             return Attempt(False, None, f"timed out after {self.timeout:g} s", took())
         except httpx.HTTPError as exc:
             return Attempt(False, None, _describe(exc), took())
-        delivered = 200 <= response.status_code < 300
-        return Attempt(delivered, response.status_code, None, took())
+        return Attempt(200 <= status < 300, status, None, took())
 
     async def aclose(self) -> None:
         if self._client is not None:
