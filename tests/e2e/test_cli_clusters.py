@@ -122,6 +122,17 @@ def test_whole_lifecycle_with_the_real_binary(cli: Cli) -> None:
     assert "request id" in gone.stderr
     assert gone.stdout == ""
 
+    # The timeline outlives the cluster (within the event retention).
+    events = cli.run("clusters", "events", name, "-o", "json")
+    assert events.returncode == 0, events.stderr
+    reasons = [item["reason"] for item in json.loads(events.stdout)["items"]]
+    assert reasons[0] == "Created"
+    assert reasons[-2:] == ["DeleteRequested", "Deleted"]
+    for wanted in ("Running", "UpgradeStarted", "Upgraded"):
+        assert wanted in reasons, reasons
+    table = cli.run("clusters", "events", name)
+    assert "DeleteRequested" in table.stdout
+
 
 def test_a_cluster_ending_failed_exits_1_with_the_reason(cli: Cli) -> None:
     name = unique("doomed")

@@ -25,7 +25,11 @@ def test_lifecycle_with_conditional_polling(live_server: LiveKupe) -> None:
     with (
         httpx.Client(event_hooks={"response": [record]}) as http,
         Client(
-            live_server.url, api_key=live_server.key, tenant="default", http_client=http
+            live_server.url,
+            api_key=live_server.key,
+            tenant="default",
+            http_client=http,
+            watch=False,  # polling, as against a server without watch
         ) as kupe,
     ):
         created = kupe.clusters.create(name, display_name="Sync", type="shared", version="1.32")
@@ -55,6 +59,50 @@ def test_lifecycle_with_conditional_polling(live_server: LiveKupe) -> None:
         kupe.clusters.wait_deleted(name, timeout=60, poll_interval=0.1)
         with pytest.raises(NotFound):
             kupe.clusters.get(name)
+
+
+def test_wait_watches_when_the_server_offers_it(live_server: LiveKupe) -> None:
+    requests: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        requests.append(str(request.url))
+
+    name = f"watch-{uuid.uuid4().hex[:8]}"
+    with (
+        httpx.Client(event_hooks={"request": [record]}) as http,
+        Client(
+            live_server.url, api_key=live_server.key, tenant="default", http_client=http
+        ) as kupe,
+    ):
+        kupe.clusters.create(name, display_name="Watch", type="shared")
+        phases: list[str] = []
+        running = kupe.clusters.wait(
+            name, timeout=60, poll_interval=0.1, on_change=lambda c: phases.append(c.status.phase)
+        )
+        assert running.status.phase == "Running"
+        assert_seen_along(phases, ("Pending", "Provisioning", "Running"))
+        watches = [url for url in requests if "watch=true" in url]
+        assert watches, requests
+        # One GET, then the watch: no polling.
+        assert len(requests) <= 4, requests
+        timeline = kupe.clusters.events(name)
+        assert [item.reason for item in timeline.items][:1] == ["Created"]
+        assert "Running" in [item.reason for item in timeline.items]
+        # The watch iterator: the current state first, then (here) the deletion.
+        stream = kupe.clusters.watch(name)
+        first = next(stream)
+        assert first.type == "ADDED"
+        assert first.cluster is not None
+        assert first.cluster.name == name
+        kupe.clusters.delete(name)
+        kupe.clusters.wait_deleted(name, timeout=60)
+        types = []
+        for event in stream:
+            types.append(event.type)
+            if event.type == "DELETED":
+                break
+        assert types[-1] == "DELETED"
+        assert "MODIFIED" in types
 
 
 def test_failed_cluster_raises_with_reason(live_server: LiveKupe) -> None:

@@ -184,6 +184,17 @@ async def _dump_database(kupe: Kupe) -> list[str]:
     return values
 
 
+async def _events_and_key_hashes(kupe: Kupe) -> tuple[list[tuple[object, ...]], list[str]]:
+    """The outbox's rows (kind first), and the stored hashes of the API keys still kept."""
+    async with kupe.runtime.db.engine.connect() as connection:
+        events = await connection.execute(
+            sa.text("SELECT kind, name, object, actor, message FROM events")
+        )
+        rows = [tuple(row) for row in events]
+        hashes = await connection.execute(sa.text("SELECT key_hash FROM api_keys"))
+        return rows, [str(row[0]) for row in hashes]
+
+
 def _secret_parts(token: str) -> list[str]:
     """The token and, for a Kupe key, its secret part on its own."""
     parts = [token]
@@ -219,6 +230,7 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
             kupe.client.event_hooks["response"].append(recorder)
             raw_keys, hook_secrets = await _lifecycle(kupe, openbao, stray_tokens, receiver)
             database = await _dump_database(kupe)
+            outbox, key_hashes = await _events_and_key_hashes(kupe)
 
     log_text = debug_log.getvalue()
     events = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
@@ -236,7 +248,15 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
     needles += [SECRET_VALUE, bao_token, SEALING_KEY, *hook_secrets]
     for where, text in (("logs", log_text), ("errors", error_text), ("db", database_text)):
         assert OPENBAO_TOKEN.search(text) is None, f"an OpenBao token reached the {where}"
+    # The outbox holds every kind's changes, and no key hash (nor, above, a raw key or value).
+    assert {"cluster", "apikey", "member", "tenant", "secret"} <= {row[0] for row in outbox}
+    outbox_text = "\n".join(str(value) for row in outbox for value in row)
+    assert key_hashes
+    for key_hash in key_hashes:
+        assert key_hash not in outbox_text, "an API key's hash reached the events"
+    assert "keyHash" not in outbox_text
     for needle in needles:
+        assert needle not in outbox_text, "a credential reached the events"
         assert needle not in log_text, "a credential reached the logs"
         assert needle not in error_text, "a credential reached an error body"
         assert needle not in database_text, "a credential reached the database"

@@ -7,6 +7,7 @@ import typer
 from kupe.cli import (
     apikeys,
     auth,
+    cluster_events,
     clusters,
     config,
     local,
@@ -29,6 +30,7 @@ local.register(app)
 # Client commands: they reach a server only through the SDK.
 for client_commands in (
     clusters,
+    cluster_events,
     apikeys,
     members,
     secrets,

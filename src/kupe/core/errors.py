@@ -157,6 +157,14 @@ class PreconditionFailed(KupeError):
     default_message = "If-Match does not match the current ETag"
 
 
+class Expired(KupeError):
+    """A watch asked to resume from a resourceVersion older than the event retention."""
+
+    status = 410
+    code = "EXPIRED"
+    default_message = "resourceVersion is too old; list again and watch from the list's"
+
+
 class RequestTimeout(KupeError):
     status = 408
     code = "REQUEST_TIMEOUT"

@@ -15,6 +15,7 @@ tree in `kupe.sdk.errors`.
 
 from kupe.schemas.apikey import ApiKey, ApiKeyCreated
 from kupe.schemas.cluster import Cluster, ClusterUpdate, ConnectionDetails, ResourcesInput
+from kupe.schemas.event import Timeline, TimelineEntry
 from kupe.schemas.plan import Plan
 from kupe.schemas.tenant import MemberView, Tenant, TenantUpdate
 from kupe.sdk._http import RetryPolicy
@@ -26,6 +27,7 @@ from kupe.sdk.errors import (
     ClusterFailed,
     ConfigurationError,
     Conflict,
+    Expired,
     Forbidden,
     KupeError,
     NotFound,
@@ -40,6 +42,7 @@ from kupe.sdk.errors import (
     WaitError,
     WaitTimeout,
 )
+from kupe.sdk.watch import WatchEvent
 
 __all__ = [
     "APIError",
@@ -56,6 +59,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConnectionDetails",
+    "Expired",
     "Forbidden",
     "KupeError",
     "MemberView",
@@ -72,10 +76,13 @@ __all__ = [
     "ServiceUnavailable",
     "Tenant",
     "TenantUpdate",
+    "Timeline",
+    "TimelineEntry",
     "TransportError",
     "Unauthorized",
     "WaitError",
     "WaitTimeout",
+    "WatchEvent",
     "current_profile",
     "resolve_settings",
 ]

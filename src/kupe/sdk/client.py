@@ -62,8 +62,10 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        watch: bool | None = None,
     ) -> None:
-        """Arguments win over KUPE_API_URL, KUPE_API_KEY, KUPE_TENANT; those over `profile`."""
+        """Arguments win over KUPE_API_URL, KUPE_API_KEY, KUPE_TENANT; those over `profile`.
+        `watch`: whether wait() may watch (None: when the client talks over the network)."""
         settings = resolve_settings(
             api_url=api_url, api_key=api_key, tenant=tenant, profile=profile
         )
@@ -72,6 +74,7 @@ class Client:
         self._http = http_client or httpx.Client(transport=transport, timeout=timeout)
         self._sleep = sleep
         self._monotonic = monotonic
+        self._watch = watch
         self.clusters = Clusters(self)
         self.apikeys = ApiKeys(self)
         self.members = Members(self)
@@ -169,8 +172,10 @@ class AsyncClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        watch: bool | None = None,
     ) -> None:
-        """Arguments win over KUPE_API_URL, KUPE_API_KEY, KUPE_TENANT; those over `profile`."""
+        """Arguments win over KUPE_API_URL, KUPE_API_KEY, KUPE_TENANT; those over `profile`.
+        `watch`: whether wait() may watch (None: when the client talks over the network)."""
         settings = resolve_settings(
             api_url=api_url, api_key=api_key, tenant=tenant, profile=profile
         )
@@ -179,6 +184,7 @@ class AsyncClient:
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
         self._sleep = sleep
         self._monotonic = monotonic
+        self._watch = watch
         self.clusters = AsyncClusters(self)
         self.apikeys = AsyncApiKeys(self)
         self.members = AsyncMembers(self)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from kupe.core.kubeconfig import build_kubeconfig
@@ -16,6 +16,7 @@ from kupe.schemas.cluster import (
     ResourcesInput,
 )
 from kupe.schemas.credential import ClusterCredential
+from kupe.schemas.event import Timeline
 from kupe.sdk._http import (
     Call,
     Core,
@@ -28,12 +29,20 @@ from kupe.sdk._http import (
     quoted_etag,
     segment,
 )
-from kupe.sdk.errors import ClusterFailed, NotFound, WaitError, WaitTimeout
+from kupe.sdk.errors import NotFound
+from kupe.sdk.waiting import (
+    async_wait_by_watch,
+    check_hope,
+    reached,
+    timeout_error,
+    wait_by_watch,
+)
+from kupe.sdk.watch import WatchEvent, WatchUnavailable, streams, watch_async, watch_sync
 
 if TYPE_CHECKING:
     from kupe.sdk.client import AsyncClient, Client
 
-__all__ = ["AsyncClusters", "Clusters", "KubeconfigDocument", "OnChange"]
+__all__ = ["AsyncClusters", "Clusters", "KubeconfigDocument", "OnChange", "WatchEvent"]
 
 OnChange = Callable[[Cluster], None]
 """Called with the cluster each time wait() sees it change."""
@@ -57,6 +66,9 @@ class _Calls:
 
     def get(self, name: str) -> Call[Cluster]:
         return Call("GET", self.path(name), model(Cluster))
+
+    def events(self, name: str) -> Call[Timeline]:
+        return Call("GET", self.path(name, "/events"), model(Timeline))
 
     def get_if_changed(self, name: str, resource_version: str) -> Call[Cluster | None]:
         headers = {"If-None-Match": quoted_etag(resource_version)}
@@ -160,36 +172,6 @@ def _patch_body(update: ClusterUpdate) -> dict[str, object]:
     return body
 
 
-def reached(cluster: Cluster, phase: ClusterPhase) -> bool:
-    """True when `cluster` is in `phase`; Running also needs the current spec applied."""
-    if cluster.status.phase != phase:
-        return False
-    # Right after an update the cluster still says Running for the old spec.
-    if phase == "Running":
-        return cluster.status.observed_generation >= cluster.generation
-    return True
-
-
-def check_hope(cluster: Cluster, phase: ClusterPhase) -> None:
-    """Raise when `cluster` can no longer reach `phase`."""
-    current = cluster.status.phase
-    if current == "Failed" and phase != "Failed":
-        raise ClusterFailed(cluster)
-    if current == "Terminating" and phase != "Terminating":
-        raise WaitError(
-            f"Cluster {cluster.name} is being deleted; it will not become {phase}",
-            cluster=cluster,
-            code="CLUSTER_TERMINATING",
-        )
-
-
-def _timeout(name: str, phase: str, timeout: float, cluster: Cluster | None) -> WaitTimeout:
-    seen = f" (it is {cluster.status.phase})" if cluster is not None else ""
-    return WaitTimeout(
-        f"Cluster {name} did not become {phase} within {timeout:g}s{seen}", cluster=cluster
-    )
-
-
 class Clusters:
     """`client.clusters`: the tenant's clusters."""
 
@@ -272,6 +254,24 @@ class Clusters:
             attempts,
         )
 
+    def events(self, name: str) -> Timeline:
+        """The cluster's timeline: Created, Running, Upgraded, Failed, Deleted..."""
+        return self._client._send(self._calls.events(name))
+
+    def watch(
+        self,
+        name: str | None = None,
+        *,
+        resource_version: str | None = None,
+        bookmarks: bool = False,
+    ) -> Iterator[WatchEvent]:
+        """The tenant's clusters (or one) as they change: first the current state as ADDED
+        events (or every change after `resource_version`), then each change; reconnects by
+        itself; raises Expired for a resourceVersion the server no longer has."""
+        return watch_sync(
+            self._client, self._calls.path(name), resource_version, bookmarks=bookmarks
+        )
+
     def wait(
         self,
         name: str,
@@ -281,20 +281,36 @@ class Clusters:
         poll_interval: float = 1.0,
         on_change: OnChange | None = None,
     ) -> Cluster:
-        """Poll until the cluster is in `phase`; raises ClusterFailed or WaitTimeout."""
+        """Wait until the cluster is in `phase` (by watch when the server offers it, else by
+        polling); raises ClusterFailed or WaitTimeout."""
         client = self._client
         deadline = client._monotonic() + timeout
         cluster = self.get(name)
-        while True:
+        told = False  # on_change already saw `cluster`
+        if streams(client._http, client._watch) and not reached(cluster, phase):
             if on_change is not None:
                 on_change(cluster)
+                told = True
+            check_hope(cluster, phase)
+            try:
+                found = wait_by_watch(
+                    client, self._calls.path(name), cluster, phase, timeout, on_change
+                )
+                assert found is not None
+                return found
+            except WatchUnavailable:
+                pass  # an older server: poll
+        while True:
+            if on_change is not None and not told:
+                on_change(cluster)
+            told = False
             if reached(cluster, phase):
                 return cluster
             check_hope(cluster, phase)
             while True:
                 remaining = deadline - client._monotonic()
                 if remaining <= 0:
-                    raise _timeout(name, phase, timeout, cluster)
+                    raise timeout_error(name, phase, timeout, cluster)
                 client._sleep(min(poll_interval, remaining))
                 # If-None-Match: an unchanged cluster costs a bodiless 304.
                 newer = client._send(self._calls.get_if_changed(name, cluster.resource_version))
@@ -310,10 +326,23 @@ class Clusters:
         poll_interval: float = 1.0,
         on_change: OnChange | None = None,
     ) -> None:
-        """Poll until the cluster is gone (404); raises WaitTimeout."""
+        """Wait until the cluster is gone (404), by watch when the server offers it, else by
+        polling; raises WaitTimeout."""
         client = self._client
         deadline = client._monotonic() + timeout
         cluster: Cluster | None = None
+        if streams(client._http, client._watch):
+            try:
+                cluster = self.get(name)
+            except NotFound:
+                return
+            if on_change is not None:
+                on_change(cluster)
+            try:
+                wait_by_watch(client, self._calls.path(name), cluster, None, timeout, on_change)
+                return
+            except WatchUnavailable:
+                pass  # an older server: poll (and report the cluster again when it changes)
         while True:
             try:
                 if cluster is None:
@@ -328,7 +357,7 @@ class Clusters:
                     on_change(cluster)
             remaining = deadline - client._monotonic()
             if remaining <= 0:
-                raise _timeout(name, "deleted", timeout, cluster)
+                raise timeout_error(name, "deleted", timeout, cluster)
             client._sleep(min(poll_interval, remaining))
 
 
@@ -416,6 +445,22 @@ class AsyncClusters:
             attempts,
         )
 
+    async def events(self, name: str) -> Timeline:
+        """The cluster's timeline: Created, Running, Upgraded, Failed, Deleted..."""
+        return await self._client._send(self._calls.events(name))
+
+    def watch(
+        self,
+        name: str | None = None,
+        *,
+        resource_version: str | None = None,
+        bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent]:
+        """The tenant's clusters (or one) as they change (see Clusters.watch)."""
+        return watch_async(
+            self._client, self._calls.path(name), resource_version, bookmarks=bookmarks
+        )
+
     async def wait(
         self,
         name: str,
@@ -426,20 +471,36 @@ class AsyncClusters:
         poll_interval: float = 1.0,
         on_change: OnChange | None = None,
     ) -> Cluster:
-        """Poll until the cluster is in `phase`; raises ClusterFailed or WaitTimeout."""
+        """Wait until the cluster is in `phase` (by watch when the server offers it, else by
+        polling); raises ClusterFailed or WaitTimeout."""
         client = self._client
         deadline = client._monotonic() + timeout
         cluster = await self.get(name)
-        while True:
+        told = False  # on_change already saw `cluster`
+        if streams(client._http, client._watch) and not reached(cluster, phase):
             if on_change is not None:
                 on_change(cluster)
+                told = True
+            check_hope(cluster, phase)
+            try:
+                found = await async_wait_by_watch(
+                    client, self._calls.path(name), cluster, phase, timeout, on_change
+                )
+                assert found is not None
+                return found
+            except WatchUnavailable:
+                pass  # an older server: poll
+        while True:
+            if on_change is not None and not told:
+                on_change(cluster)
+            told = False
             if reached(cluster, phase):
                 return cluster
             check_hope(cluster, phase)
             while True:
                 remaining = deadline - client._monotonic()
                 if remaining <= 0:
-                    raise _timeout(name, phase, timeout, cluster)
+                    raise timeout_error(name, phase, timeout, cluster)
                 await client._sleep(min(poll_interval, remaining))
                 # If-None-Match: an unchanged cluster costs a bodiless 304.
                 call = self._calls.get_if_changed(name, cluster.resource_version)
@@ -456,10 +517,25 @@ class AsyncClusters:
         poll_interval: float = 1.0,
         on_change: OnChange | None = None,
     ) -> None:
-        """Poll until the cluster is gone (404); raises WaitTimeout."""
+        """Wait until the cluster is gone (404), by watch when the server offers it, else by
+        polling; raises WaitTimeout."""
         client = self._client
         deadline = client._monotonic() + timeout
         cluster: Cluster | None = None
+        if streams(client._http, client._watch):
+            try:
+                cluster = await self.get(name)
+            except NotFound:
+                return
+            if on_change is not None:
+                on_change(cluster)
+            try:
+                await async_wait_by_watch(
+                    client, self._calls.path(name), cluster, None, timeout, on_change
+                )
+                return
+            except WatchUnavailable:
+                pass  # an older server: poll (and report the cluster again when it changes)
         while True:
             try:
                 if cluster is None:
@@ -475,5 +551,5 @@ class AsyncClusters:
                     on_change(cluster)
             remaining = deadline - client._monotonic()
             if remaining <= 0:
-                raise _timeout(name, "deleted", timeout, cluster)
+                raise timeout_error(name, "deleted", timeout, cluster)
             await client._sleep(min(poll_interval, remaining))

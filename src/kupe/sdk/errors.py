@@ -10,6 +10,7 @@ KupeError                     (kupe.core.errors)
     │   │   └── PlanLimitExceeded
     │   ├── NotFound          404
     │   ├── Conflict          409
+    │   ├── Expired           410 (a watch resumed from too old a resourceVersion)
     │   ├── PreconditionFailed 412
     │   ├── RateLimited       429
     │   └── ServerError       5xx
@@ -43,6 +44,7 @@ __all__ = [
     "ClusterFailed",
     "ConfigurationError",
     "Conflict",
+    "Expired",
     "Forbidden",
     "KupeError",
     "NotFound",
@@ -120,6 +122,10 @@ class NotFound(APIError, core.NotFound):
 
 class Conflict(APIError, core.Conflict):
     """409: the name exists, or the operation conflicts with the resource's state."""
+
+
+class Expired(APIError, core.Expired):
+    """410: the watch's resourceVersion is older than the server keeps events; list again."""
 
 
 class PreconditionFailed(APIError, core.PreconditionFailed):
@@ -200,6 +206,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Expired,
     412: PreconditionFailed,
     429: RateLimited,
     500: ServerError,
@@ -214,6 +221,7 @@ _BY_CORE: dict[type[KupeError], type[APIError]] = {
     core.NotFound: NotFound,
     core.Conflict: Conflict,
     core.PreconditionFailed: PreconditionFailed,
+    core.Expired: Expired,
     core.RateLimited: RateLimited,
     core.ServiceUnavailable: ServiceUnavailable,
     core.InternalError: ServerError,

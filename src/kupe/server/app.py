@@ -15,6 +15,7 @@ from kupe.server.api import (
     apikeys,
     audit,
     clusters,
+    events,
     members,
     plans,
     secrets,
@@ -79,12 +80,14 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.scopes = RequestScopes(runtime)
+    app.state.end_streams = runtime.events.hub.end_streams
     install_error_handlers(app)
     install_docs(app, "/api/v1/openapi.json")
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(versions.router)
     app.include_router(clusters.router)
+    app.include_router(events.router)
     app.include_router(tenants.router)
     app.include_router(apikeys.router)
     app.include_router(members.router)

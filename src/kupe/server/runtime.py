@@ -30,6 +30,7 @@ from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
 from kupe.server.services.event_retention import EventRetention
 from kupe.server.services.event_sources import outbox_with_sources
+from kupe.server.services.events import build_event_services
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError
 from kupe.server.services.ratelimit import RateLimiter
@@ -144,6 +145,7 @@ class Runtime:
         )
         self.head = head_revision()
         self.event_retention = EventRetention(self.db, self.clock, settings.events)
+        self.events = build_event_services(self.db, settings.events, self.services.clusters.views)
         self.retention = Retention(
             self.db,
             self.clock,
@@ -156,6 +158,7 @@ class Runtime:
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
         result = await self.bootstrap() if bootstrap else None
+        await self.events.hub.start()
         if self.run_reconciler:
             self.reconciler.start()
             self.event_retention.start()
@@ -163,6 +166,7 @@ class Runtime:
         return result
 
     async def stop(self) -> None:
+        await self.events.hub.close()
         await self.event_retention.stop()
         await self.retention.stop()
         await self.reconciler.stop()

@@ -25,6 +25,14 @@ class _Server(uvicorn.Server):
             bound = self.servers[0].sockets[0].getsockname()
             self._on_listening(int(bound[1]))
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for open responses before the app's shutdown; long-lived ones (watch
+        # streams) are ended first, or stopping would hang.
+        end_streams = getattr(getattr(self.config.app, "state", None), "end_streams", None)
+        if callable(end_streams):
+            end_streams()
+        await super().shutdown(sockets)
+
 
 def uvicorn_config(app: ASGIApp, settings: Settings, port: int) -> uvicorn.Config:
     """uvicorn's configuration for `app` on KUPE_HOST:`port`."""

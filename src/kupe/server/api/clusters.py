@@ -22,6 +22,7 @@ from kupe.server.api.deps import (
 from kupe.server.api.errors import error_responses
 from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
 from kupe.server.api.responses import json_response, not_modified, render
+from kupe.server.api.watch import WATCH_RESPONSES, ResourceVersion, WatchFlag, watch_response
 from kupe.server.db.models import Cluster as ClusterRow
 from kupe.server.services.cluster_views import cluster_view
 from kupe.server.services.idempotency import StoredResponse
@@ -39,10 +40,11 @@ ETAG_HEADER = {
 @router.get(
     "",
     response_model=ItemList[Cluster],
-    summary="List clusters",
-    responses=error_responses(400, 401, 403),
+    summary="List clusters (or watch them: `watch=true`)",
+    responses={**WATCH_RESPONSES, **error_responses(400, 401, 403, 410)},
 )
 async def list_clusters(
+    request: Request,
     tenant: Tenant,
     scopes: ScopesDep,
     services: ServicesDep,
@@ -51,10 +53,17 @@ async def list_clusters(
     continue_: Annotated[
         str | None, Query(alias="continue", description="Token from the previous page.")
     ] = None,
+    watch: WatchFlag = False,
+    resource_version: ResourceVersion = None,
 ) -> Response:
     async with scopes.polling(authorization, tenant, ClusterRow) as (principal, _):
-        page = await services.clusters.list_json(principal, limit=limit, continue_token=continue_)
-    return json_response(page)
+        if watch:
+            stream = await watch_response(request, principal, None, resource_version)
+        else:
+            page = await services.clusters.list_json(
+                principal, limit=limit, continue_token=continue_
+            )
+    return stream if watch else json_response(page)
 
 
 @router.post(
@@ -94,23 +103,31 @@ async def create_cluster(
 @router.get(
     "/{name}",
     response_model=Cluster,
-    summary="Get a cluster",
-    responses={200: {"headers": ETAG_HEADER}, **error_responses(304, 400, 401, 403, 404)},
+    summary="Get a cluster (or watch it: `watch=true`)",
+    responses={
+        200: {"headers": ETAG_HEADER, **WATCH_RESPONSES[200]},
+        **error_responses(304, 400, 401, 403, 404, 410),
+    },
 )
 async def get_cluster(
+    request: Request,
     tenant: Tenant,
     name: Name,
     scopes: ScopesDep,
     services: ServicesDep,
     authorization: AuthorizationDep,
     if_none_match: IfNoneMatch = None,
+    watch: WatchFlag = False,
+    resource_version: ResourceVersion = None,
 ) -> Response:
     async with scopes.polling(authorization, tenant, ClusterRow, name) as (principal, found):
+        if watch:
+            return await watch_response(request, principal, name, resource_version)
         version = services.clusters.require(found, name)
         if none_match(if_none_match, version.resource_version):
             return not_modified(version.resource_version)
-        resource_version, body = await services.clusters.get_json(principal, version)
-    return json_response(body, resource_version=resource_version)
+        current, body = await services.clusters.get_json(principal, version)
+    return json_response(body, resource_version=current)
 
 
 @router.patch(

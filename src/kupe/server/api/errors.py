@@ -39,6 +39,7 @@ ERROR_DESCRIPTIONS = {
     404: "Tenant, resource or route not found",
     409: "Conflicts with the resource's state",
     412: "If-Match does not match the current ETag",
+    410: "A watch from a resourceVersion older than the event retention (EXPIRED): list again",
     413: "Request body larger than 1 MiB",
     415: "Request body is not application/json",
     429: "Rate limited; see Retry-After",

@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 
 from kupe.server.db import migrate
 from kupe.server.db.hotread import HotReads, hot_reads_for
@@ -29,16 +30,18 @@ from kupe.server.db.sqlite import (
 from kupe.server.db.wakeup import WakeChannel
 
 # PostgreSQL hands out sequence values in one order and commits in another, so a reader of the
-# outbox could pass version 11 before version 10 commits. Every transaction taking versions
-# holds this advisory lock shared until it ends; the outbox's reader takes it exclusively for
-# one statement, and so sees exactly the versions whose transactions have all ended. (SQLite
-# has one writer: versions commit in order.)
+# outbox could pass version 11 before version 10 commits. Every write transaction holds this
+# advisory lock shared until it ends, taken before anything else it locks (so no transaction
+# ever waits for it while holding a row lock: no deadlock with the reader); the outbox's reader
+# takes it exclusively for one statement, and so sees exactly the versions whose transactions
+# have all ended. (SQLite has one writer: versions commit in order.)
 COMMIT_ORDER_LOCK = 0x6B757065
 _COMMIT_ORDER_SHARED = text(f"SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK})")
 _COMMIT_ORDER_EXCLUSIVE = text(f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK})")
-_NEXT_VERSION_PG = text(
-    f"SELECT pg_advisory_xact_lock_shared({COMMIT_ORDER_LOCK}), nextval('resource_version_seq')"
-)
+
+
+def _take_commit_order(_session: Session, _transaction: object, connection: Connection) -> None:
+    connection.execute(_COMMIT_ORDER_SHARED)
 
 
 class Database:
@@ -98,6 +101,9 @@ class Database:
             AsyncSession(self._write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if self.dialect == "postgresql":
+                # The first statement of the transaction (see COMMIT_ORDER_LOCK).
+                event.listen(session.sync_session, "after_begin", _take_commit_order, once=True)
             if self.outbox is not None:
                 self.outbox.attach(session.sync_session)
             yield session
@@ -115,7 +121,6 @@ class Database:
         if count <= 0:
             return []
         if self.dialect == "postgresql":
-            await session.execute(_COMMIT_ORDER_SHARED)
             rows = await session.scalars(
                 text("SELECT nextval('resource_version_seq') FROM generate_series(1, :n)"),
                 {"n": count},
@@ -134,7 +139,7 @@ class Database:
     async def next_resource_version(self, session: AsyncSession) -> int:
         """Take the next value of the installation-wide resourceVersion counter."""
         if self.dialect == "postgresql":
-            value = (await session.execute(_NEXT_VERSION_PG)).one()[1]
+            value = await session.scalar(text("SELECT nextval('resource_version_seq')"))
         else:
             value = await session.scalar(
                 text("UPDATE resource_version_counter SET value = value + 1 RETURNING value")

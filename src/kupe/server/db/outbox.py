@@ -12,13 +12,13 @@ module knows none of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, event, func, insert, select
+from sqlalchemy.orm import ORMExecuteState, Session, aliased
 
 from kupe.core.clock import Clock
 from kupe.server.db.models import Event
@@ -26,6 +26,8 @@ from kupe.server.db.models import Event
 VERSIONS_KEY = "kupe.outbox.versions"
 NOTED_KEY = "kupe.outbox.noted"
 OUTBOX_KEY = "kupe.outbox"
+WROTE_KEY = "kupe.outbox.wrote"
+TABLES_KEY = "kupe.outbox.tables"
 ACTOR_KEY = "kupe.actor"
 SYSTEM_ACTOR = "system"
 
@@ -62,15 +64,16 @@ class EventSource(Protocol):
     """One kind of object the outbox records (cluster, apikey, member, tenant, secret)."""
 
     kind: str
+    # The table whose writes can change this kind (only then is it asked what changed).
+    table: str
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        """The rows this transaction changed: those carrying one of `versions`, and those
-        `noted` for this kind. Runs synchronously inside the commit."""
+    ) -> list[tuple[Any, Previous | None]]:
+        """The rows this transaction changed (those carrying one of `versions`, and those
+        `noted` for this kind), each with its object's newest recorded event (see
+        `with_previous`). Runs synchronously inside the commit."""
         ...
-
-    def object_id(self, row: Any) -> str: ...
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         """The event for `row`, given the object's previous event (None: never recorded, or
@@ -99,6 +102,8 @@ class Outbox:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.sources: dict[str, EventSource] = {}
+        # Called after a commit that wrote events (this process's watchers look at once).
+        self.committed: list[Callable[[], None]] = []
 
     def register(self, source: EventSource) -> None:
         self.sources[source.kind] = source
@@ -118,13 +123,13 @@ class Outbox:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         now = self.clock.now()
         rows: list[dict[str, Any]] = []
+        written: set[str] = session.info.pop(TABLES_KEY, set())
         for kind, source in self.sources.items():
-            found = source.changed(session, versions, noted.get(kind, ()))
-            if not found:
+            mine = noted.get(kind, ())
+            if source.table not in written and not mine:
                 continue
-            previous = _previous(session, kind, [source.object_id(row) for row in found])
-            for row in found:
-                change = source.describe(session, row, previous.get(source.object_id(row)))
+            for row, previous in source.changed(session, versions, mine):
+                change = source.describe(session, row, previous)
                 if change is None:
                     continue
                 rows.append(
@@ -145,10 +150,31 @@ class Outbox:
                 )
         if rows:
             session.execute(insert(Event), rows)
+            session.info[WROTE_KEY] = True
         return len(rows)
 
 
-def _previous(session: Session, kind: str, ids: list[str]) -> dict[str, Previous]:
+def with_previous(
+    session: Session, model: Any, kind: str, where: ColumnElement[bool]
+) -> list[tuple[Any, Previous | None]]:
+    """The rows of `model` matching `where`, each with its newest event, in one statement (the
+    outbox's cost is a statement or two per transaction, not one per question)."""
+    newest = (
+        select(Event.type, Event.object)
+        .where(Event.kind == kind, Event.object_id == model.id)
+        .order_by(Event.resource_version.desc())
+        .limit(1)
+    )
+    type_ = newest.with_only_columns(Event.type).scalar_subquery()
+    body = newest.with_only_columns(Event.object).scalar_subquery()
+    stmt = select(model, type_, body).where(where).execution_options(populate_existing=True)
+    return [
+        (row[0], None if row[1] is None else Previous(row[1], row[2]))
+        for row in session.execute(stmt)
+    ]
+
+
+def previous_events(session: Session, kind: str, ids: list[str]) -> dict[str, Previous]:
     """The newest event of each of `ids` (one query)."""
     older = aliased(Event)
     newest = (
@@ -169,12 +195,43 @@ def _write_events(session: Session) -> None:
     if outbox is None:
         session.info.pop(VERSIONS_KEY, None)
         session.info.pop(NOTED_KEY, None)
+        session.info.pop(TABLES_KEY, None)
         return
     assert isinstance(outbox, Outbox)
     outbox.write(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    # Which tables the transaction wrote (Core-style INSERT/UPDATE/DELETE on mapped classes).
+    if (state.is_insert or state.is_update or state.is_delete) and state.bind_mapper is not None:
+        table = state.bind_mapper.local_table
+        name = getattr(table, "name", None)
+        if name is not None:
+            state.session.info.setdefault(TABLES_KEY, set()).add(name)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: object) -> None:
+    # ... and which ones the unit of work flushed (objects added or changed through the ORM).
+    tables = session.info.setdefault(TABLES_KEY, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(type(obj), "__tablename__", None)
+        if isinstance(table, str):
+            tables.add(table)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    outbox = session.info.get(OUTBOX_KEY)
+    if session.info.pop(WROTE_KEY, False) and isinstance(outbox, Outbox):
+        for callback in outbox.committed:
+            callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(VERSIONS_KEY, None)
     session.info.pop(NOTED_KEY, None)
+    session.info.pop(WROTE_KEY, None)
+    session.info.pop(TABLES_KEY, None)

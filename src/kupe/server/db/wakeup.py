@@ -63,8 +63,10 @@ class WakeChannel:
         on_state: Callable[[bool], None],
         *,
         keepalive: float = 5.0,
+        channel: str = WAKE_CHANNEL,
     ) -> None:
-        """Call `on_wake` for every announcement from any process, until cancelled.
+        """Call `on_wake` for every announcement from any process (on `channel`), until
+        cancelled.
 
         Holds one connection that LISTENs; when it is lost (server gone, network cut) it
         reconnects with backoff and calls `on_wake` once, since announcements made meanwhile
@@ -75,7 +77,7 @@ class WakeChannel:
         backoff = 0.5
         while True:
             try:
-                await self._listen_once(on_wake, on_state, keepalive)
+                await self._listen_once(on_wake, on_state, keepalive, channel)
                 backoff = 0.5
             except asyncio.CancelledError:
                 on_state(False)
@@ -87,7 +89,11 @@ class WakeChannel:
             backoff = min(10.0, backoff * 2)
 
     async def _listen_once(
-        self, on_wake: Callable[[], None], on_state: Callable[[bool], None], keepalive: float
+        self,
+        on_wake: Callable[[], None],
+        on_state: Callable[[bool], None],
+        keepalive: float,
+        channel: str,
     ) -> None:
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -95,7 +101,7 @@ class WakeChannel:
             lost = asyncio.Event()
             try:
                 driver.add_termination_listener(lambda *_: lost.set())
-                await driver.add_listener(WAKE_CHANNEL, lambda *_: on_wake())
+                await driver.add_listener(channel, lambda *_: on_wake())
                 on_state(True)
                 on_wake()
                 while not lost.is_set():

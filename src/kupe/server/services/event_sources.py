@@ -10,12 +10,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kupe.core.phases import ClusterPhase
 from kupe.server.db.models import ApiKey, Cluster, ManagedSecret, Member, Tenant
-from kupe.server.db.outbox import Change, EventType, Outbox, Previous
+from kupe.server.db.outbox import (
+    Change,
+    EventType,
+    Outbox,
+    Previous,
+    previous_events,
+    with_previous,
+)
 from kupe.server.services.cluster_views import cluster_view, render
 from kupe.server.services.secret import secret_view
 from kupe.server.services.views import api_key_view
@@ -23,11 +30,13 @@ from kupe.server.services.views import api_key_view
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
 
 
-def _by_version(session: Session, stmt: Select[Any], versions: Sequence[int]) -> list[Any]:
+Found = list[tuple[Any, Previous | None]]
+
+
+def _by_version(session: Session, model: Any, kind: str, versions: Sequence[int]) -> Found:
     if not versions:
         return []
-    found = session.scalars(stmt.execution_options(populate_existing=True))
-    return list(found.all())
+    return with_previous(session, model, kind, model.resource_version.in_(versions))
 
 
 def _type(gone: bool, previous: Previous | None) -> str | None:
@@ -41,15 +50,12 @@ def _type(gone: bool, previous: Previous | None) -> str | None:
 
 class ClusterSource:
     kind = "cluster"
+    table = "clusters"
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        stmt = select(Cluster).where(Cluster.resource_version.in_(versions))
-        return _by_version(session, stmt, versions)
-
-    def object_id(self, row: Any) -> str:
-        return str(row.id)
+    ) -> Found:
+        return _by_version(session, Cluster, self.kind, versions)
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         assert isinstance(row, Cluster)
@@ -113,15 +119,12 @@ def cluster_reason(
 
 class SecretSource:
     kind = "secret"
+    table = "managed_secrets"
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        stmt = select(ManagedSecret).where(ManagedSecret.resource_version.in_(versions))
-        return _by_version(session, stmt, versions)
-
-    def object_id(self, row: Any) -> str:
-        return str(row.id)
+    ) -> Found:
+        return _by_version(session, ManagedSecret, self.kind, versions)
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         assert isinstance(row, ManagedSecret)
@@ -134,15 +137,12 @@ class SecretSource:
 
 class ApiKeySource:
     kind = "apikey"
+    table = "api_keys"
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        stmt = select(ApiKey).where(ApiKey.resource_version.in_(versions))
-        return _by_version(session, stmt, versions)
-
-    def object_id(self, row: Any) -> str:
-        return str(row.id)
+    ) -> Found:
+        return _by_version(session, ApiKey, self.kind, versions)
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         assert isinstance(row, ApiKey)
@@ -156,15 +156,12 @@ class ApiKeySource:
 
 class TenantSource:
     kind = "tenant"
+    table = "tenants"
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        stmt = select(Tenant).where(Tenant.resource_version.in_(versions))
-        return _by_version(session, stmt, versions)
-
-    def object_id(self, row: Any) -> str:
-        return str(row.id)
+    ) -> Found:
+        return _by_version(session, Tenant, self.kind, versions)
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         assert isinstance(row, Tenant)
@@ -191,15 +188,20 @@ class _MemberChange:
     resource_version: int
 
 
+def _member_id(row: _MemberChange) -> str:
+    return f"{row.tenant_id}/{row.email}"
+
+
 class MemberSource:
     """Members carry their tenant's new resourceVersion (the one the member's change gave it)."""
 
     kind = "member"
+    table = "members"
 
     def changed(
         self, session: Session, versions: Sequence[int], noted: Sequence[tuple[str, ...]]
-    ) -> list[Any]:
-        out: list[Any] = []
+    ) -> Found:
+        out: list[_MemberChange] = []
         for tenant_id, email in dict.fromkeys((key[0], key[1]) for key in noted):
             version = session.scalar(select(Tenant.resource_version).where(Tenant.id == tenant_id))
             if version is None or int(version) not in versions:
@@ -208,10 +210,10 @@ class MemberSource:
                 select(Member.role).where(Member.tenant_id == tenant_id, Member.email == email)
             )
             out.append(_MemberChange(tenant_id, email, role, int(version)))
-        return out
-
-    def object_id(self, row: Any) -> str:
-        return f"{row.tenant_id}/{row.email}"
+        if not out:
+            return []
+        previous = previous_events(session, self.kind, [_member_id(row) for row in out])
+        return [(row, previous.get(_member_id(row))) for row in out]
 
     def describe(self, session: Session, row: Any, previous: Previous | None) -> Change | None:
         assert isinstance(row, _MemberChange)
@@ -222,7 +224,7 @@ class MemberSource:
         if row.role is not None:
             body["role"] = row.role
         return Change(
-            self.object_id(row),
+            _member_id(row),
             row.tenant_id,
             row.email,
             type_,

@@ -80,6 +80,17 @@ class ClusterRepository(TenantScoped):
         stmt = self._base().where(Cluster.name == name).execution_options(populate_existing=True)
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def newest_id(self, name: str) -> str | None:
+        """The id of the tenant's cluster `name`: the live one, else the one removed last."""
+        stmt = (
+            select(Cluster.id)
+            .where(Cluster.tenant_id == self.tenant_id, Cluster.name == name)
+            .order_by(Cluster.removed_at.is_not(None), Cluster.created_at.desc())
+            .limit(1)
+        )
+        found = await self.session.scalar(stmt)
+        return None if found is None else str(found)
+
     async def version(self, name: str) -> ObjectVersion | None:
         """The id and resourceVersion of the live cluster `name`: enough to answer a conditional
         GET, or to find its rendered view, without loading the row."""

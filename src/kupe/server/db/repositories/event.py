@@ -74,6 +74,7 @@ class EventRepository(Repository):
         kind: str | None = None,
         through: int | None = None,
         object_id: str | None = None,
+        name: str | None = None,
     ) -> list[Event]:
         """Events after `resource_version` (and at most `through`), oldest first, at most
         `limit` (more when the last resourceVersion has several: a version is never split)."""
@@ -86,6 +87,8 @@ class EventRepository(Repository):
             stmt = stmt.where(Event.kind == kind)
         if object_id is not None:
             stmt = stmt.where(Event.object_id == object_id)
+        if name is not None:
+            stmt = stmt.where(Event.name == name)
         ordered = stmt.order_by(Event.resource_version, Event.kind, Event.object_id)
         rows = list((await self.session.scalars(ordered.limit(limit))).all())
         if len(rows) == limit:
