@@ -6,6 +6,7 @@ deliver each event once; URLs inside the installation's networks are refused."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from kupe.sdk import AsyncClient
 from kupe.sdk import BadRequest as SDKBadRequest
 from kupe.sdk import NotFound as SDKNotFound
 from kupe.sdk.webhooks import SignatureError, verify
-from kupe.server.db.models import Event
+from kupe.server.db.models import Event, Webhook
 from kupe.server.webhooks.events import webhook_type
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 from tests.support.webhook_receiver import Receiver, webhook_receiver
@@ -463,3 +464,22 @@ async def test_timeouts_and_redirects_are_failures(receiver: Receiver) -> None:
     finally:
         await deliverer.aclose()
     assert [r.path for r in receiver.received] == ["/hooks/kupe"] * 3  # never followed
+
+
+async def test_a_deleted_tenants_hooks_get_its_last_event_then_stop(
+    kupe: Kupe, receiver: Receiver
+) -> None:
+    acme = await kupe.tenant("acme")
+    await create_hook(kupe, acme, receiver.url, ["tenant.*"])
+    services = kupe.runtime.services
+    async with kupe.runtime.db.write() as session:  # as `kupe admin delete-tenant` does
+        tenant = await services.tenants.tenant(session, "acme", for_update=True)
+        await services.lifecycle.begin_deletion(session, tenant, cascade=True)
+        assert await services.lifecycle.finish_deletion(session, tenant)
+    await kupe.run_for(10)
+    assert [json.loads(r.body)["type"] for r in receiver.received][-1] == "tenant.deleted"
+    async with kupe.runtime.db.read() as session:
+        reasons = (await session.scalars(select(Webhook.disabled_reason))).all()
+    assert reasons == ["The tenant was deleted"]
+    await kupe.step(3600)
+    assert [json.loads(r.body)["type"] for r in receiver.received].count("tenant.deleted") == 1

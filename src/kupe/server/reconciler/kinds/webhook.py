@@ -78,6 +78,9 @@ class WebhookKind:
             events = await WebhookOutbox(session).due_events(
                 item.tenant_id, item.cursor, through=through, limit=READ_AHEAD
             )
+        if not events and item.tenant_removed:
+            # Its last event (tenant.deleted, if subscribed) is delivered: nothing more comes.
+            return self._stop(item, item.cursor, (), "The tenant was deleted")
         cursor: Cursor = item.cursor
         records: list[DeliveryRecord] = []
         for event in events:

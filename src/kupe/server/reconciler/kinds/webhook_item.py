@@ -29,6 +29,7 @@ class WebhookItem:
     failure_count: int
     resource_version: int
     lease: str
+    tenant_removed: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ _COLUMNS = (
     _W.failure_count,
     _W.resource_version,
     select(Tenant.name).where(Tenant.id == Webhook.tenant_id).scalar_subquery(),
+    select(Tenant.removed_at.is_not(None)).where(Tenant.id == Webhook.tenant_id).scalar_subquery(),
 )
 
 
@@ -104,6 +106,7 @@ def _make(row: Sequence[Any], lease: str) -> WebhookItem:
         failure_count,
         resource_version,
         tenant,
+        removed,
     ) = row
     return WebhookItem(
         id=hook_id,
@@ -117,6 +120,7 @@ def _make(row: Sequence[Any], lease: str) -> WebhookItem:
         failure_count=failure_count,
         resource_version=resource_version,
         lease=lease,
+        tenant_removed=bool(removed),
     )
 
 
