@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kupe.server.audit_settings import AuditSettings
 from kupe.server.event_settings import EventsSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
@@ -189,15 +190,6 @@ class OpenBaoSection(Section):
             secret_id=None if token else secret_id,
             timeout=self.timeout_seconds,
         )
-
-
-class AuditSettings(Section):
-    retention_days: float = Field(
-        30.0, gt=0, description="Audit entries older than this are pruned (in batches)."
-    )
-    prune_batch: int = Field(
-        1000, ge=1, le=100_000, description="Most audit entries one pruning statement deletes."
-    )
 
 
 SECTIONS = (
