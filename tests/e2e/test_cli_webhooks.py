@@ -90,4 +90,10 @@ def test_webhooks_from_the_cli(served: tuple[LiveKupe, Receiver], tmp_path: Path
     deleted = kupe(live, home, "webhooks", "delete", hook, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert as_json(kupe(live, home, "webhooks", "list", "-o", "json"))["items"] == []
+
+    trail = as_json(kupe(live, home, "audit", "list", "--target", f"webhooks/{hook}", "-o", "json"))
+    assert [(e["method"], e["status"]) for e in trail["items"]] == [("DELETE", 204), ("POST", 201)]
+    table = kupe(live, home, "audit", "list")
+    assert table.returncode == 0, table.stderr
+    assert "clusters/web" in table.stdout
     api.close()

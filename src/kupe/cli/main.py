@@ -6,6 +6,7 @@ import typer
 
 from kupe.cli import (
     apikeys,
+    audit,
     auth,
     cluster_events,
     clusters,
@@ -35,6 +36,7 @@ for client_commands in (
     members,
     secrets,
     webhooks,
+    audit,
     tenant,
     plans,
     config,
