@@ -320,6 +320,10 @@ class EventHorizon(Base):
     pruned_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
+# A webhook reads its tenant's events after its cursor: without this, every look at an idle
+# hook would scan every other tenant's newer events.
+Index("ix_events_tenant_version", Event.tenant_id, Event.resource_version)
+
 # An integer key that SQLite makes its rowid (monotonic) and PostgreSQL a bigint identity.
 _SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -22,6 +22,8 @@ _SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # The outbox (0008) read by tenant: each webhook follows its own tenant's events.
+    op.create_index("ix_events_tenant_version", "events", ["tenant_id", "resource_version"])
     op.create_table(
         "audit_entries",
         sa.Column("id", _SERIAL, autoincrement=True, nullable=False),
@@ -122,3 +124,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_entries_created_at"))
         batch_op.drop_index("ix_audit_entries_tenant")
     op.drop_table("audit_entries")
+    op.drop_index("ix_events_tenant_version", table_name="events")
