@@ -81,8 +81,8 @@ def settings_for(tmp_path: Path, database_url: str, cache: Path) -> Any:
             "backend": "embedded",
             "cache_dir": cache,
             "embedded_port": 0,
-            "webhook_allow_private": True,
         },
+        webhook_allow_private=True,
     )
 
 

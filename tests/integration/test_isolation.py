@@ -50,6 +50,9 @@ ROUTES = [
     Route("GET", f"/members/{VICTIM_MEMBER}"),
     Route("PATCH", f"/members/{VICTIM_MEMBER}", {"role": "readonly"}, write=True),
     Route("DELETE", f"/members/{VICTIM_MEMBER}", write=True),
+    Route("GET", "/audit", admin_read=True),
+    Route("GET", "/webhooks", admin_read=True),
+    Route("POST", "/webhooks", {"url": "https://93.184.215.14/hook", "events": ["*"]}, write=True),
 ]
 
 UNAUTHORIZED = (401, "UNAUTHORIZED")
@@ -134,7 +137,7 @@ async def _snapshot(kupe: Kupe, key: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     base = "/api/v1/tenants/acme"
     out = {}
-    for path in ("", "/clusters", "/members", "/apikeys"):
+    for path in ("", "/clusters", "/members", "/apikeys", "/webhooks"):
         response = await kupe.client.get(base + path, headers=headers)
         assert response.status_code == 200
         out[path] = response.json()

@@ -38,6 +38,9 @@ TABLES = {
     "observability_usage",
     "credits",
     "invoices",
+    "audit_entries",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

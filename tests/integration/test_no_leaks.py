@@ -1,6 +1,7 @@
 """Secrets never leak: after a full lifecycle with debug logging, no raw API key, bearer token,
-OpenBao token or managed secret value appears in any log line, any error body, or any column of
-any table; and error bodies never carry tracebacks, SQL or file paths."""
+OpenBao token, managed secret value, webhook signing secret or sealing key appears in any log
+line, any error body, or any column of any table (nor a webhook secret in any GET); and error
+bodies never carry tracebacks, SQL or file paths."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import sqlalchemy as sa
 from tests.support.harness import Kupe, TenantCreds, running_kupe, test_settings
 from tests.support.logs import captured_logs
 from tests.support.openbao import OpenBaoServer
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 SECRET_VALUE = f"value-{secrets.token_hex(12)}"
 # Alertmanager credentials: a webhook URL's token, an SMTP password, a URL's password.
 HOOK_TOKEN = f"hook{secrets.token_hex(12)}"
 SMTP_PASSWORD = f"smtp-{secrets.token_hex(12)}"
 URL_PASSWORD = f"pw{secrets.token_hex(12)}"
+SEALING_KEY = f"sealing-{secrets.token_hex(24)}"
 # OpenBao's service and batch tokens (Kupe's own and the per-tenant readers it creates).
 OPENBAO_TOKEN = re.compile(r"\b(?:hv)?[sb]\.[A-Za-z0-9]{20,}")
 INTERNALS = re.compile(
@@ -50,11 +53,46 @@ class Recorder:
         self.exchanges.append((response.request, response))
 
 
-async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) -> list[str]:
-    """Drive a tenant through everything; returns every raw key it was handed."""
+async def _webhooks(kupe: Kupe, acme: TenantCreds, receiver: Receiver) -> list[str]:
+    """Hooks with a given, a generated and a rotated secret, and a refused one; returns the
+    secrets. A GET never shows one."""
+    given = f"whsec_given_{secrets.token_urlsafe(24)}"
+    rotated = f"whsec_rotated_{secrets.token_urlsafe(24)}"
+    refused = f"whsec_refused_{secrets.token_urlsafe(24)}"
+    url = acme.url("/webhooks")
+    first = await kupe.client.post(
+        url, json={"url": receiver.url, "events": ["*"], "secret": given}, headers=acme.headers
+    )
+    second = await kupe.client.post(
+        url, json={"url": receiver.url, "events": ["cluster.*"]}, headers=acme.headers
+    )
+    assert first.status_code == second.status_code == 201, first.text
+    generated = second.json()["secret"]
+    bad = await kupe.client.post(
+        url,
+        json={"url": receiver.url, "events": ["nope"], "secret": refused},
+        headers=acme.headers,
+    )
+    assert bad.status_code == 400
+    rotate = await kupe.client.patch(
+        f"{url}/{first.json()['id']}", json={"secret": rotated}, headers=acme.headers
+    )
+    assert rotate.status_code == 200
+    for path in ("", f"/{first.json()['id']}", f"/{second.json()['id']}"):
+        shown = (await kupe.client.get(f"{url}{path}", headers=acme.headers)).text
+        assert all(s not in shown for s in (given, generated, rotated)), path
+    return [given, generated, rotated, refused]
+
+
+async def _lifecycle(
+    kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str], receiver: Receiver
+) -> tuple[list[str], list[str]]:
+    """Drive a tenant through everything; returns every raw key and webhook secret it was
+    handed."""
     acme = await kupe.tenant("acme", plan="business")
     raw_keys = [acme.key]
     h = acme.headers
+    hook_secrets = await _webhooks(kupe, acme, receiver)
 
     created = await kupe.client.post(
         acme.url("/apikeys"), json={"displayName": "ci", "role": "admin"}, headers=h
@@ -105,7 +143,8 @@ async def _lifecycle(kupe: Kupe, bao: OpenBaoServer, stray_tokens: list[str]) ->
     assert (await kupe.client.delete(acme.url("/clusters/web"), headers=h)).status_code == 204
     await kupe.run_for(10)
     assert await kupe.phase(acme, "web") == "<gone>"
-    return raw_keys
+    assert len(receiver.received) > 5, "the hooks were delivered to (and signed with the secrets)"
+    return raw_keys, hook_secrets
 
 
 async def _billing(kupe: Kupe, acme: TenantCreds, ro: dict[str, str]) -> None:
@@ -235,12 +274,15 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
         openbao_addr=openbao.address,
         openbao_token=bao_token,
         alerting={"backend": "none"},
+        webhook_allow_private=True,
+        webhooks={"sealing_key": SEALING_KEY},
     )
-    async with running_kupe(settings) as kupe:
-        kupe.client.event_hooks["response"].append(recorder)
-        raw_keys = await _lifecycle(kupe, openbao, stray_tokens)
-        database = await _dump_database(kupe)
-        outbox, key_hashes = await _events_and_key_hashes(kupe)
+    with webhook_receiver() as receiver:
+        async with running_kupe(settings) as kupe:
+            kupe.client.event_hooks["response"].append(recorder)
+            raw_keys, hook_secrets = await _lifecycle(kupe, openbao, stray_tokens, receiver)
+            database = await _dump_database(kupe)
+            outbox, key_hashes = await _events_and_key_hashes(kupe)
 
     log_text = debug_log.getvalue()
     events = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
@@ -259,6 +301,7 @@ async def test_no_secret_appears_in_logs_errors_or_the_database(
     every_body = "\n".join(res.text for _req, res in recorder.exchanges)
     for needle in (HOOK_TOKEN, SMTP_PASSWORD, URL_PASSWORD):
         assert needle not in every_body, "an alerting credential reached a response"
+    needles += [SECRET_VALUE, bao_token, SEALING_KEY, *hook_secrets]
     for where, text in (("logs", log_text), ("errors", error_text), ("db", database_text)):
         assert OPENBAO_TOKEN.search(text) is None, f"an OpenBao token reached the {where}"
     # The outbox holds every kind's changes, and no key hash (nor, above, a raw key or value).

@@ -7,6 +7,7 @@ import typer
 from kupe.cli import (
     alerting,
     apikeys,
+    audit,
     auth,
     billing_admin,
     cluster_events,
@@ -19,6 +20,7 @@ from kupe.cli import (
     secrets,
     server,
     tenant,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -38,6 +40,8 @@ for client_commands in (
     members,
     secrets,
     alerting,
+    webhooks,
+    audit,
     tenant,
     invoices,
     plans,

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from kupe.sdk._http import Call, Core, PageCall, RetryPolicy
 from kupe.sdk.alerting import Alerting, AsyncAlerting
 from kupe.sdk.apikeys import ApiKeys, AsyncApiKeys
+from kupe.sdk.audit import AsyncAudit, Audit
 from kupe.sdk.clusters import AsyncClusters, Clusters
 from kupe.sdk.config import ClientSettings, resolve_settings
 from kupe.sdk.errors import PreconditionFailed, TransportError
@@ -23,6 +24,7 @@ from kupe.sdk.members import AsyncMembers, Members
 from kupe.sdk.plans import AsyncPlans, Plans
 from kupe.sdk.secrets import AsyncSecrets, Secrets
 from kupe.sdk.tenant import AsyncTenantResource, TenantResource
+from kupe.sdk.webhooks import AsyncWebhooks, Webhooks
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -80,6 +82,8 @@ class Client:
         self.members = Members(self)
         self.secrets = Secrets(self)
         self.alerting = Alerting(self)
+        self.webhooks = Webhooks(self)
+        self.audit = Audit(self)
         self.tenant = TenantResource(self)
         self.plans = Plans(self)
         self.invoices = Invoices(self)
@@ -190,6 +194,8 @@ class AsyncClient:
         self.members = AsyncMembers(self)
         self.secrets = AsyncSecrets(self)
         self.alerting = AsyncAlerting(self)
+        self.webhooks = AsyncWebhooks(self)
+        self.audit = AsyncAudit(self)
         self.tenant = AsyncTenantResource(self)
         self.plans = AsyncPlans(self)
         self.invoices = AsyncInvoices(self)

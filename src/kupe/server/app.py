@@ -14,6 +14,7 @@ from kupe.core.clock import Clock
 from kupe.server.api import (
     alerting,
     apikeys,
+    audit,
     clusters,
     events,
     invoices,
@@ -24,7 +25,9 @@ from kupe.server.api import (
     tenants,
     tokenreview,
     versions,
+    webhooks,
 )
+from kupe.server.api.audit_middleware import AuditMiddleware
 from kupe.server.api.deps import BEARER_SCHEME
 from kupe.server.api.docs import install_docs
 from kupe.server.api.errors import install_error_handlers
@@ -96,10 +99,14 @@ def create_app(
     app.include_router(alerting.router)
     app.include_router(invoices.router)
     app.include_router(tokenreview.router)
+    app.include_router(audit.router)
+    app.include_router(webhooks.router)
     install_console(app)
     # Added first, so it runs inside RequestMiddleware: a 429 gets a request id and a log line.
     app.add_middleware(RateLimitMiddleware, limiter=runtime.rate_limiter)
     app.add_middleware(RequestMiddleware, metrics=runtime.metrics)
+    # Outermost: it sees every refusal of the layers inside, with the request id they gave.
+    app.add_middleware(AuditMiddleware, runtime=runtime)
     app.openapi = _kupe_openapi(app)  # type: ignore[method-assign]
     return app
 

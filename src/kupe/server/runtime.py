@@ -33,6 +33,7 @@ from kupe.server.reconciler.kinds.cluster import ClusterKind
 from kupe.server.reconciler.kinds.invoice import InvoiceKind
 from kupe.server.reconciler.kinds.secret import SecretKind
 from kupe.server.reconciler.kinds.tenant import TenantKind
+from kupe.server.reconciler.kinds.webhook import WebhookKind
 from kupe.server.reconciler.loop import Reconciler
 from kupe.server.reconciler.policy import RetryPolicy
 from kupe.server.services.cluster_rules import ClusterFeatures
@@ -42,8 +43,11 @@ from kupe.server.services.events import build_event_services
 from kupe.server.services.oidc import OidcVerifier
 from kupe.server.services.plan import PlanCatalogue, PlanCatalogueError, plan_terms
 from kupe.server.services.ratelimit import RateLimiter
+from kupe.server.services.retention import Retention
+from kupe.server.services.webhook import WebhookOptions
 from kupe.server.services.wiring import Services, build_services
 from kupe.server.settings import Settings
+from kupe.server.webhooks.sealing import SecretSealer, load_sealing_key
 
 BOOTSTRAP_TENANT = "default"
 BOOTSTRAP_EMAIL = "admin@kupe.internal"
@@ -98,6 +102,8 @@ class Runtime:
         self.sealer = server_sealer(settings.alerting, settings.data_dir)
         checker = alert_checker(settings.alerting)
         self.alert_backend = alert_backend(settings.alerting, settings.data_dir, checker)
+        hooks = settings.webhooks
+        sealer = SecretSealer(load_sealing_key(hooks.sealing_secret(), settings.data_dir))
         self.services: Services = build_services(
             self.db,
             self.plans,
@@ -115,8 +121,15 @@ class Runtime:
             secrets_enabled=self.vault is not None,
             sealer=self.sealer,
             alert_checker=checker,
-            webhook_allow_private=settings.alerting.webhook_allow_private,
+            webhook_allow_private=settings.webhooks.allow_private,
             estimate_refresh_seconds=settings.billing.estimate_refresh_seconds,
+            audit_retention_days=settings.audit.retention_days,
+            audit_prune_batch=settings.audit.prune_batch,
+            webhooks=WebhookOptions(
+                sealer,
+                allow_private=hooks.allow_private,
+                max_per_tenant=hooks.max_per_tenant,
+            ),
         )
         limits = settings.rate_limits
         self.rate_limiter = RateLimiter(
@@ -129,6 +142,7 @@ class Runtime:
         )
         policy = RetryPolicy(settings.reconciler)
         self.billing = Billing(plan_terms(self.plans), settings.billing.rates(EPOCH), self.clock)
+        self.webhook_kind = WebhookKind(self.db, sealer, self.clock, hooks)
         self.kinds: list[AnyKind] = [
             ClusterKind(self.provider, self.clock, policy, self.metrics),
             TenantKind(self.db, self.clock, policy),
@@ -149,6 +163,7 @@ class Runtime:
                 settings.alerting.resync_seconds,
             ),
             InvoiceKind(self.db, self.billing, self.clock, policy, settings.billing),
+            self.webhook_kind,
         ]
         self.reconciler = Reconciler(
             self.db, self.kinds, self.clock, self.metrics, settings.reconciler
@@ -159,6 +174,14 @@ class Runtime:
         self.head = head_revision()
         self.event_retention = EventRetention(self.db, self.clock, settings.events)
         self.events = build_event_services(self.db, settings.events, self.services.clusters.views)
+        self.retention = Retention(
+            self.db,
+            self.clock,
+            self.services.audit,
+            delivery_days=hooks.delivery_retention_days,
+            batch=settings.audit.prune_batch,
+            interval_seconds=settings.events.prune_interval_seconds,
+        )
 
     async def start(self, *, bootstrap: bool = False) -> BootstrapResult | None:
         await self.db.upgrade()
@@ -173,6 +196,7 @@ class Runtime:
                 structlog.get_logger("kupe").warning("alerting.start_failed", error=str(exc))
             self.reconciler.start()
             self.event_retention.start()
+            self.retention.start()
         return result
 
     async def start_billing(self) -> None:
@@ -190,7 +214,9 @@ class Runtime:
     async def stop(self) -> None:
         await self.events.hub.close()
         await self.event_retention.stop()
+        await self.retention.stop()
         await self.reconciler.stop()
+        await self.webhook_kind.aclose()
         await self.db.dispose()
         await self.provider.aclose()
         await self.alert_backend.aclose()

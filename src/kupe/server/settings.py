@@ -29,10 +29,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kupe.server.alertmanager.settings import AlertingSection
+from kupe.server.audit_settings import AuditSettings
 from kupe.server.billing.settings import BillingSettings
 from kupe.server.event_settings import EventsSettings
 from kupe.server.openbao.settings import OpenBaoSettings
 from kupe.server.providers.registry import plugins, provider_settings
+from kupe.server.webhooks.settings import WebhookSettings
 
 ENV_PREFIX = "KUPE_"
 
@@ -202,6 +204,8 @@ SECTIONS = (
     "alerting",
     "billing",
     "events",
+    "audit",
+    "webhooks",
 )
 # The flat names operators use (KUPE_<NAME>), and where each lives.
 FLAT_NAMES: dict[str, tuple[str, str]] = {
@@ -234,7 +238,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "http_read_timeout_seconds": ("http", "read_timeout_seconds"),
     "oidc_client_id": ("oidc", "client_id"),
     "oidc_client_secret": ("oidc", "client_secret"),
-    "webhook_allow_private": ("alerting", "webhook_allow_private"),
+    "webhook_allow_private": ("webhooks", "allow_private"),
     "events_retention_days": ("events", "retention_days"),
     "events_heartbeat_seconds": ("events", "heartbeat_seconds"),
     "events_poll_seconds": ("events", "poll_seconds"),
@@ -361,6 +365,8 @@ class Settings(BaseSettings):
     alerting: AlertingSection = Field(default_factory=AlertingSection)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each provider plugin's section, by plugin name (see its env prefix).",

@@ -38,11 +38,6 @@ class AlertingSection(BaseModel):
         description="32 bytes in base64 sealing tenants' alerting credentials in the database; "
         "default: <data dir>/server.key, made on first start. Replicas must share one.",
     )
-    webhook_allow_private: bool = Field(
-        False,
-        description="Accept receiver URLs on loopback, private and link-local addresses "
-        "(KUPE_WEBHOOK_ALLOW_PRIVATE); by default such URLs are refused.",
-    )
     check_timeout_seconds: float = Field(
         10.0, gt=0, description="Longest one configuration check (amtool) may run."
     )

@@ -14,6 +14,7 @@ from kupe.server.api.deps import AuthorizationDep, ScopesDep, ServicesDep
 from kupe.server.api.errors import error_responses
 from kupe.server.api.idempotent import IdempotencyKey, idempotent_post
 from kupe.server.api.responses import json_response, render
+from kupe.server.services import audit
 from kupe.server.services.idempotency import StoredResponse
 from kupe.server.services.unit import UnitOfWork
 from kupe.server.services.views import api_key_view
@@ -69,6 +70,8 @@ async def create_api_key(
     async def create(unit: UnitOfWork) -> StoredResponse:
         issued = await services.api_keys.create(await unit.session(), unit.principal, body)
         view = api_key_view(issued.record, raw=issued.raw)
+        # No Location header here (the key has no GET of its own), but the audit names it.
+        audit.created_at(f"/api/v1/tenants/{tenant}/apikeys/{issued.record.id}")
         return StoredResponse(201, render(view), etag(issued.record.resource_version))
 
     return await idempotent_post(

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from kupe.core.errors import AlreadyExists
 from kupe.server.api.responses import json_response
 from kupe.server.api.scopes import RequestScopes
+from kupe.server.services import audit
 from kupe.server.services.console_credential import Credential
 from kupe.server.services.idempotency import Idempotency, StoredResponse, request_digest
 from kupe.server.services.unit import UnitOfWork
@@ -70,13 +71,17 @@ async def _once(
 ) -> StoredResponse:
     async with scopes.working(authorization, tenant) as unit:
         if key is None:
-            return await create(unit)
+            response = await create(unit)
+            audit.created_at(response.location)  # before the audit entry is staged
+            return response
         session = await unit.session()
         idempotency = Idempotency(session, unit.principal.tenant_id, key, digest)
         earlier = await idempotency.replay(scopes.clock.now())
         if earlier is not None:
+            audit.created_at(earlier.location)
             return earlier
         response = await create(unit)
+        audit.created_at(response.location)
         idempotency.record(response, scopes.clock.now())
         try:
             await session.flush()

@@ -14,6 +14,7 @@ from kupe.core.phases import TenantPhase
 from kupe.server.db.refs import ObjectVersion
 from kupe.server.db.repositories.access import NamedObject
 from kupe.server.runtime import Runtime
+from kupe.server.services import audit
 from kupe.server.services.auth import Principal
 from kupe.server.services.console_credential import Credential
 from kupe.server.services.unit import UnitOfWork
@@ -47,6 +48,7 @@ class RequestScopes:
         try:
             async with self.db.read() as session:
                 principal = await self.auth.authenticate(session, authorization, tenant)
+                audit.identified(principal)
                 if not while_terminating:
                     _open(principal)
                 yield session, principal
@@ -79,6 +81,7 @@ class RequestScopes:
                         session, authorization, tenant, target, name
                     )
             principal = found[0]
+            audit.identified(principal)
             _open(principal)
             yield found
         finally:
@@ -93,6 +96,8 @@ class RequestScopes:
         the read path, the write transaction begins when the service asks for it, commits when
         the block ends and rolls back on an error; the reconcilers are woken after a commit."""
         principal = await self._authenticate(authorization, tenant)
+        audit.identified(principal)
+        staged = None
         try:
             if not while_terminating:
                 _open(principal)
@@ -100,6 +105,11 @@ class RequestScopes:
                 unit = UnitOfWork(principal, self.db.write, stack)
                 yield unit
                 started = unit.started
+                if started:
+                    # The entry commits with the mutation, or not at all.
+                    staged = audit.stage(await unit.session(), self.clock.now())
+            if staged is not None:
+                staged.committed = True
         finally:
             await self._record_use(principal)
         if started:

@@ -1,4 +1,5 @@
-"""ORM models: the stored state of tenants, members, API keys, clusters and idempotent requests."""
+"""ORM models: the stored state of tenants, members, API keys, clusters, idempotent requests,
+managed secrets, console sessions, the audit log and webhooks."""
 
 from __future__ import annotations
 
@@ -493,3 +494,83 @@ class EventHorizon(Base):
     __tablename__ = "event_horizon"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     pruned_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+# A webhook reads its tenant's events after its cursor: without this, every look at an idle
+# hook would scan every other tenant's newer events.
+Index("ix_events_tenant_version", Event.tenant_id, Event.resource_version)
+
+# An integer key that SQLite makes its rowid (monotonic) and PostgreSQL a bigint identity.
+_SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditEntry(Base):
+    """One mutating request of an authenticated tenant caller, accepted or refused: who, from
+    where, what and how it went. Never a request body or a credential."""
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    # Never cascaded: like a removed tenant's clusters, its audit stays until retention ends.
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    actor: Mapped[str] = mapped_column(String(340), nullable=False)
+    client_ip: Mapped[str] = mapped_column(String(64), nullable=False)
+    request_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    method: Mapped[str] = mapped_column(String(10), nullable=False)
+    route: Mapped[str] = mapped_column(String(300), nullable=False)
+    target: Mapped[str | None] = mapped_column(String(400))
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+    __table_args__ = (Index("ix_audit_entries_tenant", "tenant_id", "id"),)
+
+
+class Webhook(LeaseMixin, Base):
+    """A tenant's webhook: where its events go, the sealed signing secret, and how far delivery
+    got (`cursor`: the resourceVersion of the last event handled)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    events: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    # AES-GCM under the installation's sealing key (see kupe.server.webhooks.sealing).
+    sealed_secret: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(340), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    resource_version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # The last event handled, as the outbox orders them: (resourceVersion, kind, object id).
+    cursor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    cursor_kind: Mapped[str] = mapped_column(String(20), nullable=False, default="")
+    cursor_object: Mapped[str] = mapped_column(String(340), nullable=False, default="")
+    # When delivery of the event at the head of the queue first failed (None: not failing).
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_webhooks_due", "next_reconcile_at"),)
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver one event to one webhook."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(_SERIAL, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
+    )
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    delivered: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+        Index("ix_webhook_deliveries_event", "webhook_id", "event_id"),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from secrets import token_urlsafe
 
 from kupe.core.clock import Clock
 from kupe.core.versions import VersionCatalogue
@@ -12,6 +13,7 @@ from kupe.server.db.engine import Database
 from kupe.server.sealing import Sealer
 from kupe.server.services.alerting import AlertingService
 from kupe.server.services.apikey import ApiKeyService
+from kupe.server.services.audit import AuditService
 from kupe.server.services.auth import AuthService
 from kupe.server.services.billing import BillingService
 from kupe.server.services.cluster import ClusterService
@@ -24,6 +26,8 @@ from kupe.server.services.plan import PlanCatalogue
 from kupe.server.services.secret import SecretService
 from kupe.server.services.tenant import TenantService
 from kupe.server.services.tenant_lifecycle import TenantLifecycle
+from kupe.server.services.webhook import WebhookOptions, WebhookService
+from kupe.server.webhooks.sealing import SecretSealer
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Services:
     console_sessions: ConsoleSessionService
     alerting: AlertingService
     billing: BillingService
+    audit: AuditService
+    webhooks: WebhookService
 
 
 def build_services(
@@ -58,6 +64,9 @@ def build_services(
     alert_checker: ConfigChecker | None = None,
     webhook_allow_private: bool = False,
     estimate_refresh_seconds: float = 3600.0,
+    audit_retention_days: float = 30.0,
+    audit_prune_batch: int = 1000,
+    webhooks: WebhookOptions | None = None,
 ) -> Services:
     features = features or ClusterFeatures()
     tenants = TenantService(db, plans, clock, estimate_refresh_seconds=estimate_refresh_seconds)
@@ -86,4 +95,9 @@ def build_services(
             allow_private=webhook_allow_private,
         ),
         billing=BillingService(clock, estimate_refresh_seconds),
+        audit=AuditService(db, clock, retention_days=audit_retention_days, batch=audit_prune_batch),
+        # Without options (operator tools), a throwaway key: such callers seal nothing.
+        webhooks=WebhookService(
+            db, clock, webhooks or WebhookOptions(SecretSealer(token_urlsafe(32)))
+        ),
     )
