@@ -47,7 +47,7 @@ from kupe.server.services.retention import Retention
 from kupe.server.services.webhook import WebhookOptions
 from kupe.server.services.wiring import Services, build_services
 from kupe.server.settings import Settings
-from kupe.server.webhooks.sealing import SecretSealer, load_sealing_key
+from kupe.server.webhooks.sealing import SecretSealer
 
 BOOTSTRAP_TENANT = "default"
 BOOTSTRAP_EMAIL = "admin@kupe.internal"
@@ -103,7 +103,8 @@ class Runtime:
         checker = alert_checker(settings.alerting)
         self.alert_backend = alert_backend(settings.alerting, settings.data_dir, checker)
         hooks = settings.webhooks
-        sealer = SecretSealer(load_sealing_key(hooks.sealing_secret(), settings.data_dir))
+        configured = hooks.sealing_secret()
+        sealer = SecretSealer.from_key(configured) if configured else SecretSealer(self.sealer)
         self.services: Services = build_services(
             self.db,
             self.plans,

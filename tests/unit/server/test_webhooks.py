@@ -13,8 +13,9 @@ import pytest
 
 from kupe.core.signature import signature_header
 from kupe.sdk.webhooks import SignatureError, verify
+from kupe.server.sealing import Sealer, load_or_create_key
 from kupe.server.webhooks.events import pattern_problem, subscribed, webhook_type
-from kupe.server.webhooks.sealing import SealingError, SecretSealer, load_sealing_key
+from kupe.server.webhooks.sealing import SealingError, SecretSealer
 from kupe.server.webhooks.ssrf import UnsafeUrl, address_problem, check_url_shape, safe_address
 
 
@@ -79,10 +80,10 @@ def test_signature_format_and_verification() -> None:
 
 
 def test_sealing(tmp_path: Path) -> None:
-    key = load_sealing_key(None, tmp_path)
-    assert load_sealing_key(None, tmp_path) == key  # made once, then read
-    assert (tmp_path / "webhook-sealing-key").stat().st_mode & 0o777 == 0o600
-    sealer = SecretSealer(key)
+    key = load_or_create_key(tmp_path)
+    assert load_or_create_key(tmp_path) == key  # the server key: made once, then read
+    assert (tmp_path / "server.key").stat().st_mode & 0o777 == 0o600
+    sealer = SecretSealer(Sealer(key))
     sealed = sealer.seal("t1", "wh-1", "whsec_secret")
     assert "whsec_secret" not in sealed
     assert sealer.open("t1", "wh-1", sealed) == "whsec_secret"
@@ -90,9 +91,11 @@ def test_sealing(tmp_path: Path) -> None:
         with pytest.raises(SealingError):
             sealer.open(tenant, hook, sealed)
     with pytest.raises(SealingError):
-        SecretSealer("another-key-" * 4).open("t1", "wh-1", sealed)
+        SecretSealer.from_key("another-key-" * 4).open("t1", "wh-1", sealed)
+    configured = SecretSealer.from_key("a-configured-key-" * 2)
+    assert configured.open("t1", "wh-1", configured.seal("t1", "wh-1", "s")) == "s"
     with pytest.raises(ValueError, match="32"):
-        load_sealing_key("short", tmp_path)
+        SecretSealer.from_key("short")
 
 
 def test_event_types_and_subscriptions() -> None:

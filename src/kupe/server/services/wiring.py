@@ -98,6 +98,6 @@ def build_services(
         audit=AuditService(db, clock, retention_days=audit_retention_days, batch=audit_prune_batch),
         # Without options (operator tools), a throwaway key: such callers seal nothing.
         webhooks=WebhookService(
-            db, clock, webhooks or WebhookOptions(SecretSealer(token_urlsafe(32)))
+            db, clock, webhooks or WebhookOptions(SecretSealer.from_key(token_urlsafe(32)))
         ),
     )
