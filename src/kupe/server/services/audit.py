@@ -27,6 +27,7 @@ from kupe.server.db.engine import Database
 from kupe.server.db.models import AuditEntry
 from kupe.server.db.repositories.audit import AuditFilter, AuditLog, AuditRepository
 from kupe.server.services.auth import Principal
+from kupe.server.services.periodic import delete_in_batches
 
 TENANT_ROUTE = "/api/v1/tenants/{tenant}"
 # No stored actor or target holds these (and PostgreSQL cannot compare text with NUL).
@@ -198,13 +199,9 @@ class AuditService:
     async def prune(self) -> int:
         """Delete entries past retention, a batch per transaction; returns how many."""
         cutoff = self.clock.now() - self.retention
-        total = 0
-        while True:
-            async with self.db.write() as session:
-                deleted = await AuditLog(session).prune(cutoff, self.batch)
-            total += deleted
-            if deleted < self.batch:
-                return total
+        return await delete_in_batches(
+            self.db, lambda session: AuditLog(session).prune(cutoff, self.batch), self.batch
+        )
 
 
 def _before(token: str) -> int:
