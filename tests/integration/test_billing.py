@@ -393,3 +393,29 @@ async def test_the_sdk_reads_invoices_and_the_estimate(kupe: Kupe) -> None:
             await client.invoices.get("2026-01")
         with pytest.raises(BadRequest):
             await client.invoices.get("2026-1")
+
+
+async def test_a_change_while_the_estimate_is_computed_is_not_lost(kupe: Kupe) -> None:
+    from kupe.server.db.leases import FinishResult
+    from kupe.server.reconciler.kinds.invoice import InvoiceKind
+    from kupe.server.reconciler.kinds.invoice_item import INVOICE_LEASES
+
+    acme = await kupe.tenant("acme", plan="enterprise")
+    await kupe.step(60)
+    [kind] = [k for k in kupe.runtime.kinds if isinstance(k, InvoiceKind)]
+    kupe.clock.advance(2 * HOUR)  # the draft is due again (its hourly refresh); nobody ran
+    now = kupe.clock.now()
+    async with kupe.runtime.db.write() as session:
+        [item] = await INVOICE_LEASES.claim(
+            session, now=now, owner="worker:1", lease_until=now + timedelta(seconds=30), limit=5
+        )
+    outcome = await kind.reconcile(item)  # read before the cluster exists
+    kupe.clock.advance(1)
+    assert (await kupe.create_cluster(acme, "web")).status_code == 201
+    async with kupe.runtime.db.write() as session:
+        result = await kind.write(
+            session, item, outcome, resource_version=None, next_at=now + timedelta(hours=1), now=now
+        )
+    assert result is FinishResult.REQUEUED  # the estimate without the cluster is not recorded
+    await kupe.step(HOUR / 2)
+    assert (await usage(kupe, acme))["compute"]["cpuCoreHours"] == "2"  # 4 vCPU, half an hour

@@ -251,6 +251,8 @@ class TenantService:
                 changed = True
         if changed:
             await self.bump(session, tenant)
+            # Enforcing a limit changes the overage the month's estimate shows.
+            await Ledger(session).touch(tenant.id, self.clock.now())
         return tenant
 
     async def change_plan(

@@ -138,13 +138,15 @@ class Ledger(Repository):
     # -- the estimate ------------------------------------------------------------------------
 
     async def touch(self, tenant_id: str, at: datetime) -> None:
-        """Have the tenant's draft invoices looked at now: their estimate changed."""
+        """Have the tenant's draft invoices looked at now: their estimate changed. A draft
+        being estimated right now (leased) is moved too, so that the estimate's write, which
+        requires the look it was claimed for, is refused and the draft looked at again."""
         await self.session.execute(
             update(Invoice)
             .where(
                 Invoice.tenant_id == tenant_id,
                 Invoice.phase == "Draft",
-                Invoice.next_reconcile_at > at,
+                or_(Invoice.next_reconcile_at > at, Invoice.lease_owner.is_not(None)),
             )
             .values(next_reconcile_at=at)
             .execution_options(synchronize_session=False)

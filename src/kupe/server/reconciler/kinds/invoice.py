@@ -122,8 +122,11 @@ class InvoiceKind:
             values.update(estimate=update.estimate, estimated_at=now)
         if resource_version is not None:
             values["resource_version"] = resource_version
+        # Not over a ledger change made since the estimate was read (it moved the draft's
+        # next look): then the draft is looked at again at once instead.
+        unchanged = Invoice.next_reconcile_at == item.next_reconcile_at
         return await self.leases.finish(
-            session, item, values=values, next_at=next_at, now=now, guard=_DRAFT
+            session, item, values=values, next_at=next_at, now=now, guard=(*_DRAFT, unchanged)
         )
 
     async def _bill(

@@ -20,6 +20,8 @@ class InvoiceItem:
     tenant: str
     name: str
     period_end: datetime
+    # When it was due as claimed: a ledger change meanwhile moves it (see Ledger.touch).
+    next_reconcile_at: datetime
     enforce_metrics_limit: bool
     enforce_log_limit: bool
     failure_count: int
@@ -40,6 +42,7 @@ _COLUMNS = (
     _tenant(Tenant.name),
     _I.name,
     _I.period_end,
+    _I.next_reconcile_at,
     _tenant(Tenant.enforce_metrics_limit),
     _tenant(Tenant.enforce_log_limit),
     _I.failure_count,
@@ -54,6 +57,7 @@ def _make(row: Sequence[Any], lease: str) -> InvoiceItem:
         tenant,
         name,
         period_end,
+        next_reconcile_at,
         enforce_metrics,
         enforce_logs,
         failure_count,
@@ -65,6 +69,7 @@ def _make(row: Sequence[Any], lease: str) -> InvoiceItem:
         tenant=tenant,
         name=name,
         period_end=period_end,
+        next_reconcile_at=next_reconcile_at,
         enforce_metrics_limit=bool(enforce_metrics),
         enforce_log_limit=bool(enforce_logs),
         failure_count=failure_count,
