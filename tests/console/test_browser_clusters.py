@@ -55,6 +55,8 @@ def test_a_cluster_from_creation_to_deletion(
     page.evaluate("window.kupeNoReload = true")
     row = page.get_by_role("row", name=re.compile(r"\bweb\b"))
     expect(row).to_contain_text("Web shop")
+    # This server has watch: the list follows its event stream rather than polling.
+    expect(page.locator("#live-mode")).to_have_text("Live: changes stream from the server.")
     expect(row.get_by_text("Running", exact=True)).to_be_visible(timeout=RUNNING_DEADLINE_MS)
     assert page.evaluate("window.kupeNoReload") is True, "the list reloaded to show the phase"
     expect(page.locator("#live")).to_contain_text("web is now")
@@ -62,6 +64,9 @@ def test_a_cluster_from_creation_to_deletion(
 
     row.get_by_role("link", name="web").click()
     expect(page.locator("#phase")).to_have_text("Running")
+    # The cluster's timeline, from the event record.
+    expect(page.locator("#timeline")).to_contain_text("Created")
+    expect(page.locator("#timeline")).to_contain_text("Running")
     expect(page.get_by_role("button", name="Download kubeconfig")).to_be_enabled()
     expect(page.locator("#connection")).to_contain_text("https://web.default.")
     shots.take(page, "cluster-running", full_page=True)

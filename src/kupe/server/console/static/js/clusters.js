@@ -99,7 +99,8 @@ async function poll() {
   window.setTimeout(poll, busy() ? 1000 : 4000);
 }
 
-// Server-Sent Events of {type, object}; ends when the stream does.
+// Server-Sent Events: `event:` is ADDED, MODIFIED, DELETED (data: the cluster), BOOKMARK (a
+// position, nothing changed) or ERROR (the stream cannot go on: fall back to polling).
 async function consume(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -112,11 +113,15 @@ async function consume(response) {
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
-      if (!data) continue;
-      const event = JSON.parse(data);
-      if (event.type === "DELETED") clusters.delete(event.object.name);
-      else if (event.object?.name) clusters.set(event.object.name, event.object);
+      const lines = block.split("\n");
+      const type = (lines.find((l) => l.startsWith("event:")) || "event: MODIFIED").slice(6).trim();
+      const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+      if (type === "ERROR") return;
+      if (!data || type === "BOOKMARK") continue;
+      const cluster = JSON.parse(data);
+      if (!cluster?.name) continue;
+      if (type === "DELETED") clusters.delete(cluster.name);
+      else clusters.set(cluster.name, cluster);
       render();
     }
   }
