@@ -103,9 +103,16 @@ async def secrets(request: Request, tenant: str) -> Response:
     return await page(request, tenant, "secrets.html", "secrets", "Secrets")
 
 
+@router.get("/t/{tenant}/invoices")
+async def invoices(request: Request, tenant: str) -> Response:
+    if not offered(request, OPTIONAL_BY_SLUG["invoices"]):
+        return error_page(request, 404, "There is no such page.")
+    return await page(request, tenant, "invoices.html", "invoices", "Invoices")
+
+
 @router.get("/t/{tenant}/{slug}")
 async def optional_section(request: Request, tenant: str, slug: str) -> Response:
-    """Invoices, alerting: once the server has their API (see nav.py)."""
+    """Alerting: once the server has its API (see nav.py)."""
     section = OPTIONAL_BY_SLUG.get(slug)
     if section is None or not offered(request, section):
         return error_page(request, 404, "There is no such page.")
