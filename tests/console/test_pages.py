@@ -148,7 +148,7 @@ async def test_sections_are_linked_where_the_server_offers_them(kupe: Kupe) -> N
         assert "js/invoices.js" in invoices.text
         alerting = await browser.page("/t/acme/alerting")
         assert alerting.status_code == 200
-        assert 'data-api="/alertmanager/receivers"' in alerting.text
+        assert "js/alerting.js" in alerting.text
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """The console's sections, and which optional ones this server offers.
 
-A section whose API is not built yet (invoices, alerting) appears only once the server has its
-routes, so the console grows with the API without a second switch; secrets appear only where
-OpenBao is configured.
+A section appears only where the server has its API (its routes), so a server built without
+one shows no dead link; secrets appear only where OpenBao is configured.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ class Section:
     admin_only: bool = False
     # The API list route this section needs; None for the core sections, always present.
     needs: str | None = None
-    # Where a generic section's objects are listed (relative to the tenant).
-    api_path: str = ""
     # A capability the server must also have switched on (app.state.features), for APIs
     # that exist on every server but need something configured (secrets need OpenBao).
     feature: str | None = None
@@ -38,17 +35,13 @@ OPTIONAL_SECTIONS = (
         "secrets",
         "Secrets",
         needs="/api/v1/tenants/{tenant}/secrets",
-        api_path="/secrets",
         feature="secrets",
     ),
-    Section(
-        "invoices", "Invoices", needs="/api/v1/tenants/{tenant}/invoices", api_path="/invoices"
-    ),
+    Section("invoices", "Invoices", needs="/api/v1/tenants/{tenant}/invoices"),
     Section(
         "alerting",
         "Alerting",
         needs="/api/v1/tenants/{tenant}/alertmanager/receivers",
-        api_path="/alertmanager/receivers",
     ),
 )
 OPTIONAL_BY_SLUG = {section.slug: section for section in OPTIONAL_SECTIONS}

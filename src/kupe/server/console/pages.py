@@ -110,12 +110,14 @@ async def invoices(request: Request, tenant: str) -> Response:
     return await page(request, tenant, "invoices.html", "invoices", "Invoices")
 
 
-@router.get("/t/{tenant}/{slug}")
-async def optional_section(request: Request, tenant: str, slug: str) -> Response:
-    """Alerting: once the server has its API (see nav.py)."""
-    section = OPTIONAL_BY_SLUG.get(slug)
-    if section is None or not offered(request, section):
+@router.get("/t/{tenant}/alerting")
+async def alerting(request: Request, tenant: str) -> Response:
+    if not offered(request, OPTIONAL_BY_SLUG["alerting"]):
         return error_page(request, 404, "There is no such page.")
-    return await page(
-        request, tenant, "section.html", slug, section.label, api_path=section.api_path
-    )
+    return await page(request, tenant, "alerting.html", "alerting", "Alerting")
+
+
+@router.get("/t/{tenant}/{slug}")
+async def unknown_section(request: Request, tenant: str, slug: str) -> Response:
+    """Any other page of a tenant: the console's own 404 page, not the API's JSON."""
+    return error_page(request, 404, "There is no such page.")
