@@ -50,7 +50,7 @@ format: install-test
 # built into the cache on a fresh machine (20-30 minutes on 2 cores), found there afterwards.
 TEST_WORKERS ?= 4
 test: lint local-install alerting-install
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: install-test local-install
 	$(BIN)/python bench/run.py

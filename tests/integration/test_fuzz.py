@@ -40,6 +40,8 @@ BASE_URL = "http://kupe.test"
 TENANT = "acme"
 CLUSTER = "web"
 SECRET = "db"
+# What the server reads as true for a boolean query parameter (pydantic's lax booleans).
+_TRUE = {"true", "1", "yes", "on", "t", "y"}
 
 
 def _send(portal: BlockingPortal, kupe: Kupe, kwargs: dict[str, Any]) -> httpx.Response:
@@ -148,6 +150,10 @@ def test_every_operation_conforms_to_the_openapi_document(
         statuses: dict[str, set[int]] = {}
 
         def run(case: Any) -> None:
+            # A watch is a stream that does not end while the server runs: not a request and
+            # its response (tests/integration/test_watch.py covers it). Fuzz the plain reads.
+            if case.query and str(case.query.get("watch", "")).lower() in _TRUE:
+                del case.query["watch"]
             kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=acme.headers)
             response = _send(portal, kupe, kwargs)
             label = f"{case.operation.method.upper()} {case.operation.path}"
