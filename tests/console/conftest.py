@@ -20,6 +20,7 @@ from playwright.sync_api import (
     Error,
     Page,
     Route,
+    expect,
     sync_playwright,
 )
 
@@ -40,6 +41,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[2]
+# Assertions wait for what the page will show; on a busy 2-core machine that can take longer
+# than Playwright's default 5 s (a deadline, never a transient state).
+expect.set_options(timeout=15_000)
 ARTIFACTS = Path(os.environ.get("KUPE_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
 
 

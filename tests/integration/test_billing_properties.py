@@ -27,7 +27,7 @@ from tests.support.harness import Kupe, TenantCreds, test_settings
 from tests.support.threaded import app_in_thread
 
 PROPERTY = settings(
-    max_examples=8,
+    max_examples=5,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     derandomize=True,
     database=None,
