@@ -87,7 +87,11 @@ def converge_after(outage: Outage, server: KupeProcess, api: Api, provisioning: 
     assert api.get("before").json()["status"]["phase"] == "Running"
     assert api.create("after").status_code == 201
     names = ["before", *provisioning, "after"]
-    wait_for("every cluster Running", lambda: api.all_at("Running", names), timeout=60)
+    try:
+        wait_for("every cluster Running", lambda: api.all_at("Running", names), timeout=60)
+    except AssertionError as exc:
+        # What was stuck, for whoever reads a failure: the phases and the server's last words.
+        raise AssertionError(f"{exc}; phases {api.phases()}\n{server.log_tail(120)}") from exc
     assert sorted(api.phases()) == sorted(names)  # the create answered 503 did not happen
     wait_for(
         "wake-ups to be listened for again",

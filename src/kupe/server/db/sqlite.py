@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import sqlite3
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kupe.core.sqlite_wal import enable_wal
 
 WRITE_OPTION = "kupe_write"
 SQLITE_BUSY_SECONDS = 30
@@ -99,16 +99,7 @@ def install_sqlite_hooks(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
-        # Switching a new database to WAL needs an exclusive lock and SQLite may answer "locked"
-        # at once, without its busy handler, while other processes open it too: retry briefly.
-        for attempt in range(200):
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError:
-                if attempt == 199:
-                    raise
-                time.sleep(0.05)
+        enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kupe.core.clock import Clock
+from kupe.core.sqlite_wal import enable_wal
 from kupe.server.metrics import Metrics
 from kupe.server.providers.base import (
     ClusterSpec,
@@ -100,7 +101,7 @@ class SimulatedProvider(Provider):
         state_file.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn)  # replicas may be starting on the same file right now
             create_schema(conn)
         finally:
             conn.close()

@@ -73,13 +73,21 @@ COLUMNS = (
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the file's tables, and add the columns an older file lacks."""
-    for statement in SCHEMA:
-        conn.execute(statement)
-    have = {row[1] for row in conn.execute("PRAGMA table_info(infra)")}
-    for column, definition in ADDED_COLUMNS.items():
-        if column not in have:
-            conn.execute(f"ALTER TABLE infra ADD COLUMN {column} {definition}")
+    """Create the file's tables, and add the columns an older file lacks: in one write
+    transaction, so processes starting together do not both add a column."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA:
+            conn.execute(statement)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(infra)")}
+        for column, definition in ADDED_COLUMNS.items():
+            if column not in have:
+                conn.execute(f"ALTER TABLE infra ADD COLUMN {column} {definition}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 @dataclass(frozen=True)
