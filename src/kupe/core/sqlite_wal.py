@@ -22,7 +22,14 @@ def enable_wal(cursor: sqlite3.Cursor | sqlite3.Connection) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError:
-            if time.monotonic() >= deadline:
+        except sqlite3.OperationalError as exc:
+            # Only "locked"/"busy" pass with time; anything else (a file that is not a
+            # database, a read-only directory) is answered at once.
+            if not _contended(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(_RETRY_SECONDS)
+
+
+def _contended(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from kupe.core.sqlite_wal import enable_wal
+from kupe.core.sqlite_wal import WAL_PATIENCE_SECONDS, enable_wal
 
 
 def _locked_for_a_while(path: Path, seconds: float) -> threading.Timer:
@@ -30,3 +31,16 @@ def test_the_switch_to_wal_is_retried_until_the_lock_is_free(tmp_path: Path) -> 
     release.join()
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+def test_an_error_time_cannot_mend_is_raised_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    with sqlite3.connect(path) as made:
+        made.execute("CREATE TABLE t (x)")
+    made.close()
+    readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        enable_wal(readonly)
+    assert time.monotonic() - started < WAL_PATIENCE_SECONDS / 2
+    readonly.close()

@@ -45,6 +45,7 @@ from kupe.server.providers.simulated.store import (
     default_actor,
     state_of,
     transition_due,
+    write_transaction,
 )
 
 T = TypeVar("T")
@@ -344,14 +345,8 @@ class SimulatedProvider(Provider):
 
         def call(conn: sqlite3.Connection) -> T:
             txn = _Txn(conn)
-            try:
-                txn.conn.execute("BEGIN IMMEDIATE")
+            with write_transaction(conn):
                 result = work(txn)
-                txn.conn.execute("COMMIT")
-            except BaseException:
-                if txn.conn.in_transaction:
-                    txn.conn.execute("ROLLBACK")
-                raise
             # Counted once committed, and here rather than in the caller, which may be
             # cancelled meanwhile: the metric and the ledger always agree.
             for _cluster_id, operation in txn.operations:

@@ -6,10 +6,12 @@ into clusters (`secrets`) and the ledger of every real mutation (`operations`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -72,22 +74,30 @@ COLUMNS = (
 )
 
 
+@contextlib.contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (BEGIN IMMEDIATE: the file's write lock, waited for by SQLite's
+    busy handler), committed when the block ends normally, rolled back otherwise."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the file's tables, and add the columns an older file lacks: in one write
     transaction, so processes starting together do not both add a column."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         for statement in SCHEMA:
             conn.execute(statement)
         have = {row[1] for row in conn.execute("PRAGMA table_info(infra)")}
         for column, definition in ADDED_COLUMNS.items():
             if column not in have:
                 conn.execute(f"ALTER TABLE infra ADD COLUMN {column} {definition}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)
