@@ -305,3 +305,42 @@ async def test_leases_expire_by_the_clock_and_wait_until_then(kupe: Kupe) -> Non
         )
     assert await kupe.step(9) == 1  # the tenant's draft invoice only
     assert await kupe.step(2) == 1
+
+
+class _UnreachableLeases:
+    """The cluster leases, except that claiming fails as when the database has just gone."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    async def claim(self, *_args: object, **_kwargs: object) -> list[ClusterItem]:
+        raise ConnectionResetError("the database went away")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+class UnreachableKind(ClusterKind):
+    """A second kind whose claim fails after the first kind's claim succeeded."""
+
+    name = "unreachable"
+
+    def __init__(self, inner: ClusterKind) -> None:
+        super().__init__(inner.provider, inner.clock, inner.policy, inner.metrics)
+        self.leases = _UnreachableLeases(inner.leases)  # type: ignore[assignment]
+
+
+async def test_work_claimed_before_another_kinds_claim_fails_is_worked_on(kupe: Kupe) -> None:
+    """Seen in CI: the database went away between the claims of two kinds; the first kind's
+    items were leased but never handed to a worker, and the heartbeat kept them so for ever."""
+    acme = await kupe.tenant()
+    await kupe.create_cluster(acme, "web")
+    reconciler, cloud, kind = replica(kupe, "first")
+    reconciler.kinds = [kind, UnreachableKind(kind)]  # claimed in this order first
+
+    assert await reconciler.drain(max_rounds=1) == 1
+    assert await kupe.phase(acme, "web") == "Provisioning"
+    assert len(reconciler.claims) == 0  # nothing left held and unworked
+    creates = [e for e in read_ledger(cloud.state_file) if e.operation == "create"]
+    assert [e.actor for e in creates] == ["first"]
+    cloud.close()

@@ -107,11 +107,11 @@ class Reconciler:
         for _ in range(max_rounds):
             swept, _full = await self.sweeper.sweep(self.kinds)
             drifted = self.sweeper.take(len(self.sweeper.backlog))
-            claimed = await self._claim(self.settings.workers)
-            if not (swept or drifted or claimed):
+            work = await self._claim(drifted, len(drifted) + self.settings.workers)
+            if not (swept or work):
                 return done
-            await asyncio.gather(*(self._handle(kind, item) for kind, item in drifted + claimed))
-            done += swept + len(claimed)
+            await asyncio.gather(*(self._handle(kind, item) for kind, item in work))
+            done += swept + len(work) - len(drifted)
         return done
 
     async def heartbeat(self) -> set[ClaimKey]:
@@ -132,8 +132,7 @@ class Reconciler:
                     if not full:
                         self._next_sweep_at = time.monotonic() + self._sweep_interval
                 free = self.settings.workers - len(self._tasks)
-                work = self.sweeper.take(free)
-                work += await self._claim(free - len(work))
+                work = await self._claim(self.sweeper.take(free), free)
                 failures = 0
             except Exception as exc:  # the database may be away; keep the loop alive
                 failures += 1
@@ -196,11 +195,17 @@ class Reconciler:
         except Exception as exc:
             log.warning("reconciler.queue_depth_failed", error=type(exc).__name__)
 
-    async def _claim(self, limit: int) -> list[Work]:
-        """Lease up to `limit` due items for the workers, kind after kind (starting with a
-        different kind each time, so none starves), leaving settled ones to the sweep."""
-        work: list[Work] = []
-        if limit <= 0 or not self.kinds:
+    async def _claim(self, held: list[Work], limit: int) -> list[Work]:
+        """`held` (taken from the sweep's backlog) and due items leased until
+        there are `limit`, kind after kind (starting with a different kind each time, so none
+        starves), leaving settled ones to the sweep.
+
+        Whatever is held is returned: if a claim fails once something is held (the database
+        went away between two kinds), the failure is logged and the held work handed out; lost
+        here, the heartbeat would keep it leased and unworked for ever. Only a failure with
+        nothing held is raised."""
+        work = list(held)
+        if limit <= len(work) or not self.kinds:
             return work
         order = self.kinds[self._first_kind :] + self.kinds[: self._first_kind]
         self._first_kind = (self._first_kind + 1) % len(self.kinds)
@@ -208,15 +213,26 @@ class Reconciler:
             if len(work) >= limit:
                 break
             token, lease_until = self.claims.new_token(), self.claims.lease_until()
-            async with self.db.write() as session:
-                items = await kind.leases.claim(
-                    session,
-                    now=self.clock.now(),
-                    owner=token,
-                    lease_until=lease_until,
-                    limit=limit - len(work),
-                    skip_settled=True,
+            try:
+                async with self.db.write() as session:
+                    items = await kind.leases.claim(
+                        session,
+                        now=self.clock.now(),
+                        owner=token,
+                        lease_until=lease_until,
+                        limit=limit - len(work),
+                        skip_settled=True,
+                    )
+            except Exception as exc:
+                if not work:
+                    raise
+                log.warning(
+                    "reconciler.claim_failed",
+                    kind=kind.name,
+                    held=len(work),
+                    error=type(exc).__name__,
                 )
+                break
             self.claims.hold(kind, items, lease_until)
             work.extend((kind, item) for item in items)
         return work
