@@ -46,13 +46,19 @@ def load_or_create_key(data_dir: Path) -> bytes:
         pass
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = AESGCM.generate_key(bit_length=256)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Another process made it first: use theirs.
-        return parse_key(path.read_text())
+    # Written whole under a name of this process's own, then linked into place (which fails if
+    # the key exists): a replica starting meanwhile finds no key or a whole one, never a
+    # half-written file.
+    partial = path.with_name(f".{KEY_FILE}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(base64.b64encode(key).decode() + "\n")
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return parse_key(path.read_text())  # another process made it first: use theirs
+    finally:
+        partial.unlink(missing_ok=True)
     return key
 
 
