@@ -64,6 +64,12 @@ async def test_every_page_is_strict_small_and_labelled(kupe: Kupe) -> None:
             assert page.headers["cache-control"] == "no-store"
             assert "<script>" not in page.text
             assert "style=" not in page.text
+            # A form the page's script handles cannot be submitted before the script has run
+            # (natively, it would be a GET with the fields in the address).
+            for attributes, body in re.findall(r"<form([^>]*)>(.*?)</form>", page.text, re.S):
+                if "method=" not in attributes:
+                    for button in re.findall(r'<button type="submit"[^>]*>', body):
+                        assert "disabled" in button, (path, button)
             found = set(ASSET.findall(page.text))
             weight = len(page.content)
             pending, fetched = list(found), set()

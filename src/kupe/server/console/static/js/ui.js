@@ -19,6 +19,16 @@ export function h(tag, attrs = {}, ...children) {
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
+// The submit buttons of forms a page's script handles come disabled (data-wait-js): a click
+// before the script has run would submit the form natively, a GET of the page with the fields
+// in its address. DOMContentLoaded fires once every module script has run, handlers attached.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of $$("[data-wait-js]")) {
+    button.removeAttribute("data-wait-js");
+    button.disabled = false;
+  }
+});
+
 // Tell screen readers something happened without moving focus.
 export function announce(message) {
   const live = $("#live");
