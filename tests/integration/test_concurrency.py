@@ -344,3 +344,31 @@ async def test_work_claimed_before_another_kinds_claim_fails_is_worked_on(kupe: 
     creates = [e for e in read_ledger(cloud.state_file) if e.operation == "create"]
     assert [e.actor for e in creates] == ["first"]
     cloud.close()
+
+
+async def test_an_idle_reconciler_takes_no_write_lock_and_still_claims_new_work(
+    kupe: Kupe,
+) -> None:
+    """A poll with nothing due reads and writes nothing: on SQLite a claim is the one writer's
+    lock, which every idle replica used to take for every kind at every poll."""
+    acme = await kupe.tenant()
+    await running_cluster(kupe, acme)
+    db = kupe.runtime.db
+    writes = 0
+    write = db.write
+
+    def counting_write() -> object:
+        nonlocal writes
+        writes += 1
+        return write()
+
+    db.write = counting_write  # type: ignore[method-assign]
+    try:
+        assert await kupe.runtime.reconciler.drain() == 0
+        assert writes == 0
+    finally:
+        db.write = write  # type: ignore[method-assign]
+    created = await kupe.create_cluster(acme, "api")
+    assert created.status_code == 201
+    assert await kupe.runtime.reconciler.drain() >= 1
+    assert await kupe.phase(acme, "api") == "Provisioning"

@@ -86,7 +86,7 @@ def create_app(
     app.state.features = {"secrets": runtime.vault is not None}
     app.state.end_streams = runtime.events.hub.end_streams
     install_error_handlers(app)
-    install_docs(app, "/api/v1/openapi.json")
+    install_docs(app)
     app.include_router(system.router)
     app.include_router(plans.router)
     app.include_router(versions.router)

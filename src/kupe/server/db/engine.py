@@ -156,7 +156,12 @@ class Database:
             await session.execute(_COMMIT_ORDER_EXCLUSIVE)
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations; on PostgreSQL under an advisory lock so replicas do not race."""
+        """Apply migrations; on PostgreSQL under an advisory lock so replicas do not race.
+
+        A database already at the head is left alone without taking the lock or loading
+        Alembic's environment (every start of every replica asks)."""
+        if revision == "head" and await self.current_revision() == migrate.head_revision():
+            return
         await migrate.migrate(self._write_engine, "upgrade", revision, connect_timeout=self.timeout)
 
     async def downgrade(self, revision: str) -> None:

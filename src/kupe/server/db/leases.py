@@ -121,6 +121,9 @@ class Leases(Generic[ItemT]):
         self.live = tuple(live)
         self.settled = settled
 
+    def _unsettled(self, skip_settled: bool) -> tuple[ColumnElement[bool], ...]:
+        return (not_(self.settled),) if skip_settled and self.settled is not None else ()
+
     def _due(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
         m = self.model
         return (
@@ -143,15 +146,24 @@ class Leases(Generic[ItemT]):
         `skip_settled`, none of those the sweep looks after. Other replicas skip rows locked
         here (PostgreSQL SKIP LOCKED); on SQLite the write transaction is itself exclusive."""
         m = self.model
-        skip = (not_(self.settled),) if skip_settled and self.settled is not None else ()
         due = (
             select(m.id)
-            .where(*self._due(now), *skip)
+            .where(*self._due(now), *self._unsettled(skip_settled))
             .order_by(m.next_reconcile_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return await self._lease(session, m.id.in_(due), owner=owner, lease_until=lease_until)
+
+    async def has_due(
+        self, session: AsyncSession, now: datetime, *, skip_settled: bool = False
+    ) -> bool:
+        """Whether `claim` would find anything: a read, which locks and writes nothing."""
+        m = self.model
+        found = await session.scalar(
+            select(m.id).where(*self._due(now), *self._unsettled(skip_settled)).limit(1)
+        )
+        return found is not None
 
     async def claim_seen(
         self,

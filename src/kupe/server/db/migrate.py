@@ -3,6 +3,7 @@ starting together migrate once."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -26,8 +27,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@cache
 def head_revision() -> str | None:
-    """The newest migration shipped with this code."""
+    """The newest migration shipped with this code (the scripts are read once per process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

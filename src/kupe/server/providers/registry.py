@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -52,15 +54,17 @@ class ProviderPlugin:
     files: Callable[[Any, Path], Sequence[Path]] = field(default=lambda _settings, _data: ())
 
 
-def plugins() -> dict[str, ProviderPlugin]:
-    """Every installed provider plugin, by name."""
+@cache
+def plugins() -> Mapping[str, ProviderPlugin]:
+    """Every installed provider plugin, by name (read once: scanning the installed
+    distributions' entry points takes milliseconds, and settings are built often)."""
     found: dict[str, ProviderPlugin] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         plugin = entry.load()
         if not isinstance(plugin, ProviderPlugin):
             raise ProviderConfigError(f"entry point {entry.value} is not a ProviderPlugin")
         found[plugin.name] = plugin
-    return found
+    return MappingProxyType(found)
 
 
 def plugin_named(name: str) -> ProviderPlugin:

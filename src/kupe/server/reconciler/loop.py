@@ -200,6 +200,9 @@ class Reconciler:
         there are `limit`, kind after kind (starting with a different kind each time, so none
         starves), leaving settled ones to the sweep.
 
+        Only kinds a read finds due work for are claimed from: an idle poll takes no write
+        lock (on SQLite, the one writer's) and costs one read.
+
         Whatever is held is returned: if a claim fails once something is held (the database
         went away between two kinds), the failure is logged and the held work handed out; lost
         here, the heartbeat would keep it leased and unworked for ever. Only a failure with
@@ -209,6 +212,17 @@ class Reconciler:
             return work
         order = self.kinds[self._first_kind :] + self.kinds[: self._first_kind]
         self._first_kind = (self._first_kind + 1) % len(self.kinds)
+        try:
+            async with self.db.read() as session:
+                now = self.clock.now()
+                order = [
+                    k for k in order if await k.leases.has_due(session, now, skip_settled=True)
+                ]
+        except Exception as exc:
+            if not work:
+                raise
+            log.warning("reconciler.claim_failed", held=len(work), error=type(exc).__name__)
+            return work
         for kind in order:
             if len(work) >= limit:
                 break
