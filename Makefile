@@ -48,9 +48,12 @@ format: install-test
 # Tests run in parallel workers (each with a PostgreSQL of its own); a file's tests stay on one
 # worker, so module-scoped servers start once. The real-cluster tests need the local binaries:
 # built into the cache on a fresh machine (20-30 minutes on 2 cores), found there afterwards.
+# The run starts some 200 Python processes of the same code (servers, CLIs, workers): with
+# PYTHONDONTWRITEBYTECODE set, each would compile Kupe's sources (and pytest rewrite the tests)
+# again, so the run writes the bytecode cache.
 TEST_WORKERS ?= 4
 test: lint local-install alerting-install
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 bench: install-test local-install
 	$(BIN)/python bench/run.py

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from tests.support import http
 from tests.support.server_process import wait_for
 
 HERE = Path(__file__).parent / "oidc"
@@ -67,7 +66,7 @@ def oidc_provider(port: int, redirect_uri: str, log_file: Path) -> Iterator[Oidc
             if process.poll() is not None:
                 raise AssertionError(f"the OIDC provider exited:\n{log_file.read_text()}")
             url = f"{provider.issuer}/.well-known/openid-configuration"
-            return httpx.get(url, timeout=5).json()["issuer"] == provider.issuer
+            return http.get(url, timeout=5).json()["issuer"] == provider.issuer
 
         wait_for("the OIDC provider", discovered, timeout=60)
         yield provider

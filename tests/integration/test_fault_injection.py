@@ -34,14 +34,14 @@ def _converged(cluster: dict[str, Any]) -> bool:
 
 async def _run_until(kupe: Kupe, creds: TenantCreds, done: Any, limit: float) -> None:
     """Advance fake time in ticks until `done(clusters)` holds, or fail after `limit` seconds."""
-    waited = 0.0
-    await kupe.step()
-    while not done(await _clusters(kupe, creds)):
-        assert waited < limit, {
-            name: c["status"]["phase"] for name, c in (await _clusters(kupe, creds)).items()
-        }
-        await kupe.step(1.0)
-        waited += 1.0
+
+    async def holds() -> bool:
+        return bool(done(await _clusters(kupe, creds)))
+
+    async def phases() -> dict[str, str]:
+        return {name: c["status"]["phase"] for name, c in (await _clusters(kupe, creds)).items()}
+
+    await kupe.run_until(holds, limit, phases)
 
 
 def _retries(metrics: str) -> float:

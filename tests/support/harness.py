@@ -4,7 +4,7 @@ provider, a fake clock, and the reconciler stepped by hand so tests never sleep.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +72,19 @@ class Kupe:
         while elapsed < seconds:
             await self.step(tick)
             elapsed += tick
+
+    async def run_until(
+        self, done: Callable[[], Awaitable[bool]], limit: float, what: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Let fake time pass in 1 s ticks until `done()`; fail after `limit` seconds with
+        `what()` (the state that did not get there) in the message. For outcomes that depend
+        on random provider failures, which no fixed amount of time is sure to be enough for."""
+        waited = 0.0
+        await self.step()
+        while not await done():
+            assert waited < limit, await what()
+            await self.step(1.0)
+            waited += 1.0
 
     async def phase(self, creds: TenantCreds, name: str) -> str:
         response = await self.client.get(creds.url(f"/clusters/{name}"), headers=creds.headers)

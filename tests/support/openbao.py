@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.http import client as http_client
+
 ENV_BINARY = "KUPE_TEST_BAO"
 START_TIMEOUT = 60.0
 
@@ -212,7 +214,7 @@ class OpenBaoServer:
     ) -> httpx.Response:
         """A plain HTTP API call (``path`` below ``/v1/``); no token unless given."""
         headers = {"X-Vault-Token": token} if token else {}
-        with httpx.Client(base_url=f"{self.address}/v1/", timeout=10, trust_env=False) as http:
+        with http_client(base_url=f"{self.address}/v1/", timeout=10, trust_env=False) as http:
             return http.request(method, path, json=body, headers=headers)
 
     def root(self, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -271,7 +273,7 @@ class OpenBaoServer:
         listed = self.root("GET", "auth/token/accessors?list=true").json()["data"]["keys"]
         found = []
         headers = {"X-Vault-Token": self.root_token}
-        with httpx.Client(base_url=f"{self.address}/v1/", timeout=10, trust_env=False) as http:
+        with http_client(base_url=f"{self.address}/v1/", timeout=10, trust_env=False) as http:
             for accessor in listed:
                 answer = http.post(
                     "auth/token/lookup-accessor", json={"accessor": accessor}, headers=headers

@@ -24,6 +24,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from kupe.server.providers.simulated import LedgerEntry, read_ledger
+from tests.support import http
 
 _T = TypeVar("_T")
 KUPE = [sys.executable, "-c", "from kupe.cli.main import main; main()"]
@@ -115,7 +116,7 @@ class KupeProcess:
         def probe() -> bool:
             if not self.alive:
                 raise AssertionError(f"{self.name} exited:\n{self.log_tail()}")
-            return httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200
+            return http.get(f"{self.url}/healthz", timeout=5).status_code == 200
 
         wait_for(f"{self.name} /healthz", probe, timeout=timeout, every=0.1)
         return self
@@ -124,7 +125,7 @@ class KupeProcess:
         def probe() -> bool:
             if not self.alive:
                 raise AssertionError(f"{self.name} exited:\n{self.log_tail()}")
-            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+            return http.get(f"{self.url}/readyz", timeout=5).status_code == 200
 
         wait_for(f"{self.name} /readyz", probe, timeout=timeout, every=0.1)
         return self
@@ -153,7 +154,7 @@ class KupeProcess:
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every sample of /metrics, keyed by (name, labels)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        text = http.get(f"{self.url}/metrics", timeout=10).text
         samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -244,7 +245,7 @@ class Api:
     def __init__(self, url: str, key: str, tenant: str = "default") -> None:
         self.url = url
         self.tenant = tenant
-        self.client = httpx.Client(
+        self.client = http.client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
 
