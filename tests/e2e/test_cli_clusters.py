@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from kupe.cli.main import app
 from tests.support.live_server import KUBECTL_BIN, KUPE_BIN, LiveKupe
 from tests.support.phases import assert_seen_along
+from tests.support.server_process import wait_for
 
 pytestmark = pytest.mark.slow
 FAST_POLL = ("--poll-interval", "0.2")
@@ -193,8 +194,9 @@ def test_api_errors_show_the_servers_message_and_request_id(
     assert "already exists" in again.stderr
     assert "HTTP 409" in again.stderr
     request_id = again.stderr.rsplit("request id ", 1)[1].rstrip(")\n")
-    # The id is the one the server logged for that request.
-    assert request_id in live_server.log()
+    # The id is the one the server logged for that request. The line is written once the
+    # answer has gone out, so it may land a moment after the CLI has its answer (seen in CI).
+    wait_for(f"request {request_id} in the server's log", lambda: request_id in live_server.log())
 
     bad_upgrade = cli.invoke("clusters", "update", name, "--version", "1.10")
     assert bad_upgrade.exit_code == 1
