@@ -30,8 +30,3 @@ def client(**kwargs: Any) -> httpx.Client:
 def get(url: str, **kwargs: Any) -> httpx.Response:
     with client() as http:
         return http.get(url, **kwargs)
-
-
-def post(url: str, **kwargs: Any) -> httpx.Response:
-    with client() as http:
-        return http.post(url, **kwargs)

@@ -212,22 +212,13 @@ class Reconciler:
             return work
         order = self.kinds[self._first_kind :] + self.kinds[: self._first_kind]
         self._first_kind = (self._first_kind + 1) % len(self.kinds)
+        step = "due"
         try:
-            async with self.db.read() as session:
-                now = self.clock.now()
-                order = [
-                    k for k in order if await k.leases.has_due(session, now, skip_settled=True)
-                ]
-        except Exception as exc:
-            if not work:
-                raise
-            log.warning("reconciler.claim_failed", held=len(work), error=type(exc).__name__)
-            return work
-        for kind in order:
-            if len(work) >= limit:
-                break
-            token, lease_until = self.claims.new_token(), self.claims.lease_until()
-            try:
+            for kind in await self._with_due_work(order):
+                if len(work) >= limit:
+                    break
+                step = kind.name
+                token, lease_until = self.claims.new_token(), self.claims.lease_until()
                 async with self.db.write() as session:
                     items = await kind.leases.claim(
                         session,
@@ -237,19 +228,21 @@ class Reconciler:
                         limit=limit - len(work),
                         skip_settled=True,
                     )
-            except Exception as exc:
-                if not work:
-                    raise
-                log.warning(
-                    "reconciler.claim_failed",
-                    kind=kind.name,
-                    held=len(work),
-                    error=type(exc).__name__,
-                )
-                break
-            self.claims.hold(kind, items, lease_until)
-            work.extend((kind, item) for item in items)
+                self.claims.hold(kind, items, lease_until)
+                work.extend((kind, item) for item in items)
+        except Exception as exc:
+            if not work:
+                raise
+            log.warning(
+                "reconciler.claim_failed", step=step, held=len(work), error=type(exc).__name__
+            )
         return work
+
+    async def _with_due_work(self, kinds: list[AnyKind]) -> list[AnyKind]:
+        """Those of `kinds` that have anything to claim, found in one read."""
+        async with self.db.read() as session:
+            now = self.clock.now()
+            return [k for k in kinds if await k.leases.has_due(session, now, skip_settled=True)]
 
     async def _handle(self, kind: AnyKind, item: Any) -> None:
         key = claim_key(kind, item)
